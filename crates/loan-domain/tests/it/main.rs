@@ -1,0 +1,3 @@
+//! Behaviour of the pure domain core, one module per behaviour.
+mod pii_never_prints_in_clear;
+mod schedules_match_closed_forms;
