@@ -36,7 +36,11 @@ pub enum MoneyError {
     #[error("arithmetic overflow")]
     Overflow,
     #[error("rate {value} is outside {min}..={max}")]
-    RateOutOfRange { value: String, min: String, max: String },
+    RateOutOfRange {
+        value: String,
+        min: String,
+        max: String,
+    },
 }
 
 /// An amount of money at exactly two decimal places. May be negative (deltas, restatements);
@@ -49,7 +53,8 @@ impl Money {
 
     /// Parses an amount given by a caller: at most two decimal places, within ±1e12.
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
-        let value = Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotANumber(text.to_owned()))?;
+        let value =
+            Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotANumber(text.to_owned()))?;
         Self::from_exact(value)
     }
 
@@ -57,7 +62,10 @@ impl Money {
     pub fn from_exact(value: Decimal) -> Result<Self, MoneyError> {
         let normalized = value.normalize();
         if normalized.scale() > SCALE {
-            return Err(MoneyError::TooPrecise { value: value.to_string(), max: SCALE });
+            return Err(MoneyError::TooPrecise {
+                value: value.to_string(),
+                max: SCALE,
+            });
         }
         if value.abs() > MAX_AMOUNT {
             return Err(MoneyError::OutOfRange(value.to_string()));
@@ -67,7 +75,9 @@ impl Money {
 
     /// The one rounding rule: half-up (midpoint away from zero) to 0.01.
     pub fn round(value: Decimal) -> Self {
-        Self::with_scale(value.round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero))
+        Self::with_scale(
+            value.round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero),
+        )
     }
 
     fn with_scale(mut value: Decimal) -> Self {
@@ -92,11 +102,17 @@ impl Money {
     }
 
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
-        self.0.checked_add(other.0).map(Self::with_scale).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_add(other.0)
+            .map(Self::with_scale)
+            .ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
-        self.0.checked_sub(other.0).map(Self::with_scale).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_sub(other.0)
+            .map(Self::with_scale)
+            .ok_or(MoneyError::Overflow)
     }
 
     /// The smaller of two amounts.
@@ -166,17 +182,25 @@ impl Rate {
     pub const MAX_SCALE: u32 = 8;
 
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
-        let value = Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotANumber(text.to_owned()))?;
+        let value =
+            Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotANumber(text.to_owned()))?;
         Self::from_decimal(value)
     }
 
     pub fn from_decimal(value: Decimal) -> Result<Self, MoneyError> {
         let value = value.normalize();
         if value.scale() > Self::MAX_SCALE {
-            return Err(MoneyError::TooPrecise { value: value.to_string(), max: Self::MAX_SCALE });
+            return Err(MoneyError::TooPrecise {
+                value: value.to_string(),
+                max: Self::MAX_SCALE,
+            });
         }
         if value < Decimal::ZERO || value > Decimal::TEN {
-            return Err(MoneyError::RateOutOfRange { value: value.to_string(), min: "0".into(), max: "10".into() });
+            return Err(MoneyError::RateOutOfRange {
+                value: value.to_string(),
+                min: "0".into(),
+                max: "10".into(),
+            });
         }
         Ok(Rate(value))
     }
@@ -188,7 +212,11 @@ impl Rate {
     /// Fails unless `min <= self <= max`.
     pub fn within(self, min: Decimal, max: Decimal) -> Result<Self, MoneyError> {
         if self.0 < min || self.0 > max {
-            return Err(MoneyError::RateOutOfRange { value: self.0.to_string(), min: min.to_string(), max: max.to_string() });
+            return Err(MoneyError::RateOutOfRange {
+                value: self.0.to_string(),
+                min: min.to_string(),
+                max: max.to_string(),
+            });
         }
         Ok(self)
     }
@@ -231,20 +259,28 @@ impl JsonSchema for Rate {
 /// two minor-unit digits; amounts are always held to 0.01.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schemars(description = "ISO 4217 alphabetic code of a currency with two minor-unit digits, e.g. \"CNY\".")]
+#[schemars(
+    description = "ISO 4217 alphabetic code of a currency with two minor-unit digits, e.g. \"CNY\"."
+)]
 pub struct Currency(#[schemars(regex(pattern = r"^[A-Z]{3}$"))] String);
 
 impl Currency {
     /// Currencies whose minor unit is not 0.01 are refused: the engine holds amounts to 0.01.
-    const ZERO_OR_THREE_DIGIT: [&'static str; 10] = ["JPY", "KRW", "VND", "CLP", "ISK", "BHD", "KWD", "OMR", "JOD", "TND"];
+    const ZERO_OR_THREE_DIGIT: [&'static str; 10] = [
+        "JPY", "KRW", "VND", "CLP", "ISK", "BHD", "KWD", "OMR", "JOD", "TND",
+    ];
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let ok = text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase());
         if !ok {
-            return Err(format!("currency must be a three-letter ISO 4217 code in capitals, got {text:?}"));
+            return Err(format!(
+                "currency must be a three-letter ISO 4217 code in capitals, got {text:?}"
+            ));
         }
         if Self::ZERO_OR_THREE_DIGIT.contains(&text) {
-            return Err(format!("currency {text} does not have two minor-unit digits"));
+            return Err(format!(
+                "currency {text} does not have two minor-unit digits"
+            ));
         }
         Ok(Currency(text.to_owned()))
     }
@@ -284,18 +320,41 @@ mod tests {
 
     #[test]
     fn rounding_is_half_up_to_cents() {
-        let cases = [("0.005", "0.01"), ("0.004", "0.00"), ("2.675", "2.68"), ("-2.675", "-2.68"), ("10", "10.00")];
+        let cases = [
+            ("0.005", "0.01"),
+            ("0.004", "0.00"),
+            ("2.675", "2.68"),
+            ("-2.675", "-2.68"),
+            ("10", "10.00"),
+        ];
         for (input, expected) in cases {
-            assert_eq!(Money::round(Decimal::from_str(input).unwrap()).to_string(), expected, "{input}");
+            assert_eq!(
+                Money::round(Decimal::from_str(input).unwrap()).to_string(),
+                expected,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn parse_refuses_over_precise_and_huge_amounts() {
-        assert!(matches!(Money::parse("10.005"), Err(MoneyError::TooPrecise { .. })));
-        assert!(matches!(Money::parse("1000000000000.01"), Err(MoneyError::OutOfRange(_))));
-        assert!(matches!(Money::parse("abc"), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            Money::parse("10.005"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            Money::parse("1000000000000.01"),
+            Err(MoneyError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            Money::parse("abc"),
+            Err(MoneyError::NotANumber(_))
+        ));
         assert_eq!(Money::parse("10.50").unwrap().to_string(), "10.50");
-        assert_eq!(Money::parse("10.500").unwrap().to_string(), "10.50", "trailing zeros are not precision");
+        assert_eq!(
+            Money::parse("10.500").unwrap().to_string(),
+            "10.50",
+            "trailing zeros are not precision"
+        );
     }
 }
