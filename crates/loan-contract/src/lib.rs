@@ -21,3 +21,7 @@ pub use command::{AnyCommand, CommandEnvelope, DecodedCommand, decode_command};
 pub use event::{AnyEvent, DecodeError, EventEnvelope, EventMeta};
 pub use reply::{CommandReply, ErrorCode, ErrorReply};
 pub use subjects::Subjects;
+
+// Used by the integration tests only; the unit-test target links it too.
+#[cfg(test)]
+use jsonschema as _;

@@ -365,7 +365,7 @@ impl JsonSchema for NationalId {
         schemars::json_schema!({
             "type": "string",
             "description": "PRC 18-character resident identity number: 17 digits and an ISO 7064 MOD 11-2 check character (digit or 'X'), starting with a province code and carrying a birth date YYYYMMDD. Sensitive personal data: encrypted at rest, never returned or logged in clear (only masked, e.g. \"110***********1234\"). Input is trimmed and a lower-case 'x' is accepted.",
-            "pattern": "^[1-9][0-9]{5}(19|[2-9][0-9])[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9X]$",
+            "pattern": "^[1-9][0-9]{5}(19|[2-9][0-9])[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]$",
             "minLength": 18,
             "maxLength": 18,
             "writeOnly": true
@@ -473,7 +473,7 @@ impl JsonSchema for BankCard {
         schemars::json_schema!({
             "type": "string",
             "description": "Bank card number: 12 to 19 digits with a valid Luhn check digit. Sensitive personal data: encrypted at rest, never returned or logged in clear (only masked, e.g. \"622202*********0128\"). Input may contain spaces or dashes, which are removed.",
-            "pattern": "^[0-9]{12,19}$",
+            "pattern": "^[0-9][0-9 -]{10,40}[0-9]$",
             "writeOnly": true
         })
     }
@@ -571,7 +571,7 @@ impl JsonSchema for PhoneNumber {
         schemars::json_schema!({
             "type": "string",
             "description": "Mainland China mobile number: 11 digits starting 13 to 19, without country code. Sensitive personal data: encrypted at rest, never returned or logged in clear (only masked, e.g. \"138****5678\"). Input may carry a +86 prefix, spaces or dashes, which are removed.",
-            "pattern": "^1[3-9][0-9]{9}$",
+            "pattern": "^(\\+?86)?[ -]*1[3-9][0-9 -]{9,20}$",
             "writeOnly": true
         })
     }

@@ -44,14 +44,17 @@
 //! # Rounding
 //!
 //! [`Money::round`] (half-up to 0.01) is the only rounding. Every amount it is given is first
-//! computed exactly from integers, so an amount that lies exactly halfway between two cents is
-//! always rounded up, even when `r` or the closed-form payment has no finite decimal expansion:
-//! 101.50 at 36% over 2 months gives the exact payment 53.045, which is charged as 53.05.
-//! No floating point is used anywhere.
-
-use std::cmp::Ordering;
+//! computed exactly, as a fraction of whole numbers of cents, so an amount that lies exactly
+//! halfway between two cents is always rounded up, even when `r` or the closed-form payment has
+//! no finite decimal expansion: 101.50 at 36% over 2 months gives the exact payment 53.045,
+//! which is charged as 53.05. The fraction is truncated to 0.001 and that is rounded half-up:
+//! digits past the third decimal can never change a half-up decision. `(1 + r)^n` runs far past
+//! 128 bits over a long term, so the fractions are held as arbitrary-size integers
+//! ([`num_bigint::BigUint`]). No floating point is used anywhere.
 
 use chrono::{Months, NaiveDate};
+use num_bigint::BigUint;
+use num_traits::{CheckedSub, Zero};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -187,8 +190,8 @@ pub fn build_schedule(terms: &ScheduleTerms) -> Result<Schedule, ScheduleError> 
         return Err(ScheduleError::PrincipalNotPositive);
     }
     let rate = MonthlyRate::of(terms.annual_rate)?;
-    let principal_cents = Natural::from_u128(cents(terms.principal)?);
-    let hundred_n = Natural::from_u128(100_u128.saturating_mul(u128::from(n)));
+    let principal_cents = cents(terms.principal)?;
+    let hundred_n = BigUint::from(n) * 100_u32;
     // Equal installment: the fixed total. Equal principal: the fixed principal part.
     let fixed = match terms.method {
         RepaymentMethod::EqualInstallment if !rate.is_zero() => {
@@ -279,21 +282,18 @@ fn degenerate_no_principal(
 /// The monthly rate `r = a / 12` of an annual rate `a`, held exactly as `numerator / denominator`
 /// with `a = numerator / 10^scale` and `denominator = 12 × 10^scale`.
 struct MonthlyRate {
-    numerator: Natural,
-    denominator: Natural,
+    numerator: BigUint,
+    denominator: BigUint,
 }
 
 impl MonthlyRate {
     fn of(annual: Rate) -> Result<Self, ScheduleError> {
         let annual = annual.value();
         let numerator = u128::try_from(annual.mantissa()).map_err(|_| ScheduleError::Overflow)?;
-        let denominator = 10_u128
-            .checked_pow(annual.scale())
-            .and_then(|p| p.checked_mul(12))
-            .ok_or(ScheduleError::Overflow)?;
+        let denominator = BigUint::from(10_u32).pow(annual.scale()) * 12_u32;
         Ok(MonthlyRate {
-            numerator: Natural::from_u128(numerator),
-            denominator: Natural::from_u128(denominator),
+            numerator: BigUint::from(numerator),
+            denominator,
         })
     }
 
@@ -303,10 +303,10 @@ impl MonthlyRate {
 
     /// `Money::round(balance × r)`, exactly.
     fn interest_on(&self, balance: Money) -> Result<Money, ScheduleError> {
-        let balance_cents = Natural::from_u128(cents(balance)?);
+        let balance_cents = cents(balance)?;
         round_fraction(
-            &balance_cents.mul(&self.numerator),
-            &Natural::from_u128(100).mul(&self.denominator),
+            &(balance_cents * &self.numerator),
+            &(&self.denominator * 100_u32),
         )
     }
 
@@ -314,19 +314,19 @@ impl MonthlyRate {
     /// `Money::round(P × r × (1 + r)^n / ((1 + r)^n − 1))`, exactly.
     ///
     /// With `r = A / Y` and `X = Y + A`, this is `P × A × X^n / (Y × (X^n − Y^n))`.
-    fn payment(&self, principal_cents: &Natural, n: u32) -> Result<Money, ScheduleError> {
-        let x = self.denominator.add(&self.numerator);
+    fn payment(&self, principal_cents: &BigUint, n: u32) -> Result<Money, ScheduleError> {
+        let x = &self.denominator + &self.numerator;
         let x_n = x.pow(n);
         let y_n = self.denominator.pow(n);
         let growth = x_n.checked_sub(&y_n).ok_or(ScheduleError::Overflow)?;
-        let numerator = principal_cents.mul(&self.numerator).mul(&x_n);
-        let denominator = Natural::from_u128(100).mul(&self.denominator).mul(&growth);
+        let numerator = principal_cents * &self.numerator * x_n;
+        let denominator = &self.denominator * 100_u32 * growth;
         round_fraction(&numerator, &denominator)
     }
 }
 
 /// A non-negative amount in whole cents.
-fn cents(amount: Money) -> Result<u128, ScheduleError> {
+fn cents(amount: Money) -> Result<BigUint, ScheduleError> {
     let in_cents = amount
         .amount()
         .checked_mul(Decimal::ONE_HUNDRED)
@@ -336,230 +336,35 @@ fn cents(amount: Money) -> Result<u128, ScheduleError> {
         // A `Money` has at most two decimal places; this cannot happen.
         return Err(ScheduleError::Overflow);
     }
-    u128::try_from(in_cents.mantissa()).map_err(|_| ScheduleError::Overflow)
+    u128::try_from(in_cents.mantissa())
+        .map(BigUint::from)
+        .map_err(|_| ScheduleError::Overflow)
 }
 
 /// `Money::round(numerator / denominator)` for an exact non-negative fraction.
 ///
 /// The fraction is truncated to 0.001 and then rounded half-up to 0.01, which gives exactly the
 /// half-up rounding of the fraction itself: the third decimal decides, and nothing after it can
-/// change a half-up decision.
-fn round_fraction(numerator: &Natural, denominator: &Natural) -> Result<Money, ScheduleError> {
-    let thousandths = numerator
-        .mul(&Natural::from_u128(1000))
-        .div_floor(denominator)
-        .ok_or(ScheduleError::Overflow)?;
-    let thousandths = i128::try_from(thousandths).map_err(|_| ScheduleError::Overflow)?;
+/// change a half-up decision. A zero denominator, or a quotient too large for a `Decimal`, is
+/// refused as [`ScheduleError::Overflow`].
+fn round_fraction(numerator: &BigUint, denominator: &BigUint) -> Result<Money, ScheduleError> {
+    if denominator.is_zero() {
+        return Err(ScheduleError::Overflow);
+    }
+    // Both are non-negative, so the integer quotient is the floor.
+    let thousandths = numerator * 1000_u32 / denominator;
+    let thousandths = i128::try_from(&thousandths).map_err(|_| ScheduleError::Overflow)?;
     let value =
         Decimal::try_from_i128_with_scale(thousandths, 3).map_err(|_| ScheduleError::Overflow)?;
     Ok(Money::round(value))
-}
-
-/// A non-negative integer of any size, so that `(1 + r)^n` can be held exactly.
-/// Little-endian base-2^32 digits, without leading zero digits (zero is empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Natural(Vec<u32>);
-
-impl Natural {
-    const BASE_BITS: u32 = 32;
-
-    fn from_u128(mut value: u128) -> Self {
-        let mut digits = Vec::new();
-        while value != 0 {
-            digits.push((value & u128::from(u32::MAX)) as u32);
-            value >>= Self::BASE_BITS;
-        }
-        Natural(digits)
-    }
-
-    fn is_zero(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn trimmed(mut digits: Vec<u32>) -> Self {
-        while digits.last() == Some(&0) {
-            digits.pop();
-        }
-        Natural(digits)
-    }
-
-    fn bit_len(&self) -> u64 {
-        match self.0.last() {
-            None => 0,
-            Some(top) => {
-                let lower = (self.0.len() as u64 - 1) * u64::from(Self::BASE_BITS);
-                lower + u64::from(Self::BASE_BITS - top.leading_zeros())
-            }
-        }
-    }
-
-    fn add(&self, other: &Natural) -> Natural {
-        let len = self.0.len().max(other.0.len());
-        let mut digits = Vec::with_capacity(len + 1);
-        let mut carry = 0_u64;
-        for i in 0..len {
-            let sum = u64::from(self.digit(i)) + u64::from(other.digit(i)) + carry;
-            digits.push(sum as u32);
-            carry = sum >> Self::BASE_BITS;
-        }
-        digits.push(carry as u32);
-        Self::trimmed(digits)
-    }
-
-    /// `self − other`, or `None` if `other` is larger.
-    fn checked_sub(&self, other: &Natural) -> Option<Natural> {
-        if self.cmp_to(other) == Ordering::Less {
-            return None;
-        }
-        let mut digits = Vec::with_capacity(self.0.len());
-        let mut borrow = 0_u64;
-        for (i, &digit) in self.0.iter().enumerate() {
-            let minuend = u64::from(digit) | (1 << Self::BASE_BITS);
-            let difference = minuend - u64::from(other.digit(i)) - borrow;
-            digits.push(difference as u32);
-            borrow = u64::from(difference >> Self::BASE_BITS == 0);
-        }
-        Some(Self::trimmed(digits))
-    }
-
-    fn mul(&self, other: &Natural) -> Natural {
-        if self.is_zero() || other.is_zero() {
-            return Natural(Vec::new());
-        }
-        let mut digits = vec![0_u32; self.0.len() + other.0.len()];
-        for (i, &a) in self.0.iter().enumerate() {
-            let mut carry = 0_u64;
-            for (j, &b) in other.0.iter().enumerate() {
-                // (2^32 − 1)^2 + 2 × (2^32 − 1) = 2^64 − 1: cannot overflow.
-                let t = u64::from(a) * u64::from(b) + u64::from(digits[i + j]) + carry;
-                digits[i + j] = t as u32;
-                carry = t >> Self::BASE_BITS;
-            }
-            digits[i + other.0.len()] = carry as u32;
-        }
-        Self::trimmed(digits)
-    }
-
-    fn pow(&self, exponent: u32) -> Natural {
-        (0..exponent).fold(Natural::from_u128(1), |power, _| power.mul(self))
-    }
-
-    fn shl(&self, bits: u64) -> Natural {
-        let Ok(whole) = usize::try_from(bits / u64::from(Self::BASE_BITS)) else {
-            return Natural(Vec::new());
-        };
-        let part = (bits % u64::from(Self::BASE_BITS)) as u32;
-        let mut digits = vec![0_u32; whole];
-        let mut carry = 0_u32;
-        for &digit in &self.0 {
-            let wide = (u64::from(digit) << part) | u64::from(carry);
-            digits.push(wide as u32);
-            carry = (wide >> Self::BASE_BITS) as u32;
-        }
-        digits.push(carry);
-        Self::trimmed(digits)
-    }
-
-    fn shr1(&self) -> Natural {
-        let mut digits = self.0.clone();
-        let mut carry = 0_u32;
-        for digit in digits.iter_mut().rev() {
-            let next_carry = *digit & 1;
-            *digit = (*digit >> 1) | (carry << (Self::BASE_BITS - 1));
-            carry = next_carry;
-        }
-        Self::trimmed(digits)
-    }
-
-    fn digit(&self, i: usize) -> u32 {
-        self.0.get(i).copied().unwrap_or(0)
-    }
-
-    fn cmp_to(&self, other: &Natural) -> Ordering {
-        self.0
-            .len()
-            .cmp(&other.0.len())
-            .then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
-    }
-
-    /// `floor(self / divisor)` when it fits in a `u128`; `None` otherwise or for a zero divisor.
-    fn div_floor(&self, divisor: &Natural) -> Option<u128> {
-        if divisor.is_zero() {
-            return None;
-        }
-        if self.cmp_to(divisor) == Ordering::Less {
-            return Some(0);
-        }
-        // The quotient is below 2^(shift + 1).
-        let shift = self.bit_len() - divisor.bit_len();
-        if shift >= 128 {
-            return None;
-        }
-        let mut remainder = self.clone();
-        let mut shifted = divisor.shl(shift);
-        let mut quotient = 0_u128;
-        for bit in (0..=shift).rev() {
-            if let Some(rest) = remainder.checked_sub(&shifted) {
-                remainder = rest;
-                quotient |= 1 << bit;
-            }
-            shifted = shifted.shr1();
-        }
-        Some(quotient)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn n(value: u128) -> Natural {
-        Natural::from_u128(value)
-    }
-
-    #[test]
-    fn natural_arithmetic_matches_u128() {
-        let cases: [(u128, u128); 6] = [
-            (0, 1),
-            (1, 1),
-            (u128::from(u32::MAX), u128::from(u32::MAX)),
-            (u128::from(u64::MAX), 3),
-            (123_456_789_012_345_678_901, 98_765_432_109),
-            (1 << 100, (1 << 64) + 1),
-        ];
-        for (a, b) in cases {
-            assert_eq!(n(a).add(&n(b)), n(a + b), "{a} + {b}");
-            assert_eq!(
-                n(a).checked_sub(&n(b)),
-                a.checked_sub(b).map(n),
-                "{a} - {b}"
-            );
-            assert_eq!(n(a).div_floor(&n(b)), Some(a / b), "{a} / {b}");
-            if let Some(product) = a.checked_mul(b) {
-                assert_eq!(n(a).mul(&n(b)), n(product), "{a} * {b}");
-            }
-            assert_eq!(n(a).shl(5).shr1(), n(a << 4), "{a} << 5 >> 1");
-            assert_eq!(
-                n(a).bit_len(),
-                u64::from(128 - a.leading_zeros()),
-                "bit length of {a}"
-            );
-        }
-    }
-
-    #[test]
-    fn natural_powers_and_big_quotients() {
-        assert_eq!(n(3).pow(80), n(3_u128.pow(80)));
-        assert_eq!(n(7).pow(0), n(1));
-        // (10^40 + 5) / 10^20 = 10^20 remainder 5, computed across more than 128 bits.
-        let big = n(10_u128.pow(20)).mul(&n(10_u128.pow(20))).add(&n(5));
-        assert_eq!(big.div_floor(&n(10_u128.pow(20))), Some(10_u128.pow(20)));
-        assert_eq!(
-            big.div_floor(&n(3)),
-            None,
-            "a quotient beyond u128 is refused"
-        );
-        assert_eq!(n(5).div_floor(&n(0)), None, "division by zero is refused");
+    fn n(value: u128) -> BigUint {
+        BigUint::from(value)
     }
 
     #[test]
@@ -575,5 +380,31 @@ mod tests {
             let rounded = round_fraction(&n(num), &n(den)).map(|m| m.to_string());
             assert_eq!(rounded.as_deref(), Ok(expected), "{num}/{den}");
         }
+    }
+
+    #[test]
+    fn round_fraction_works_beyond_128_bits_and_refuses_what_it_cannot_hold() {
+        // (10^40 + 5) / 10^38 = 100.00000…05: the quotient fits, the operands do not fit in u128.
+        let big = n(10_u128.pow(20)) * n(10_u128.pow(20)) + n(5);
+        let rounded = round_fraction(&big, &(n(10_u128.pow(19)) * n(10_u128.pow(19))));
+        assert_eq!(rounded.map(|m| m.to_string()).as_deref(), Ok("100.00"));
+        assert_eq!(
+            round_fraction(&big, &n(3)),
+            Err(ScheduleError::Overflow),
+            "a quotient beyond what a Decimal holds is refused"
+        );
+        assert_eq!(
+            round_fraction(&n(5), &n(0)),
+            Err(ScheduleError::Overflow),
+            "division by zero is refused"
+        );
+    }
+
+    #[test]
+    fn long_terms_at_the_highest_rate_stay_exact() {
+        // (1 + r)^360 at r = 10/12 runs far past 128 bits; the payment is then almost the interest.
+        let rate = MonthlyRate::of(Rate::parse("10").expect("rate")).expect("monthly rate");
+        let payment = rate.payment(&n(100_000_000), 360).expect("payment");
+        assert_eq!(payment.to_string(), "833333.33");
     }
 }
