@@ -1,1 +1,39 @@
-fn main() {}
+//! `loan`, the project's one user-facing binary.
+//!
+//! This file only declares the command line and hands each subcommand to its own module; a
+//! subcommand's arguments, help text and output live in that module. Failures are reported
+//! here, in one place, so that every subcommand ends the same way (see [`failure`]).
+
+mod failure;
+mod schedule;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The `loan` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loan",
+    version,
+    about = "Tools for loan officers of the loan lifecycle engine."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands of `loan`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    Schedule(schedule::ScheduleArgs),
+}
+
+fn main() -> ExitCode {
+    // Usage errors print clap's message and exit with code 2; `--help` and `--version` exit 0.
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Schedule(args) => schedule::run(args),
+    };
+    failure::exit_code(outcome)
+}

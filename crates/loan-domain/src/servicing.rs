@@ -372,19 +372,14 @@ impl Outstanding {
 
 /// Outstanding principal, scheduled interest not yet paid, and accrued unpaid penalty.
 pub fn outstanding(schedule: &Schedule, positions: &[InstallmentPosition]) -> Outstanding {
-    let mut total = Outstanding::default();
-    for (installment, position) in schedule.installments.iter().zip(positions) {
-        total.principal = total.principal.saturating_add(Money::round(
-            installment.principal.amount() - position.principal_paid.amount(),
-        ));
-        total.interest = total.interest.saturating_add(Money::round(
-            installment.interest.amount() - position.interest_paid.amount(),
-        ));
-        total.penalty = total.penalty.saturating_add(Money::round(
-            position.penalty_accrued.amount() - position.penalty_paid.amount(),
-        ));
-    }
-    total
+    schedule.installments.iter().zip(positions).fold(Outstanding::default(), |total, (installment, position)| {
+        let part = unpaid(installment, position);
+        Outstanding {
+            principal: total.principal.saturating_add(part.principal),
+            interest: total.interest.saturating_add(part.interest),
+            penalty: total.penalty.saturating_add(part.penalty),
+        }
+    })
 }
 
 /// The net per-installment change from `before` to `after`; unchanged installments omitted.
@@ -425,5 +420,43 @@ pub fn apply(positions: &mut [InstallmentPosition], deltas: &[PositionDelta]) {
         position.penalty_accrued = position
             .penalty_accrued
             .saturating_add(delta.penalty_accrued);
+    }
+}
+
+/// The next installment to pay: the first not fully paid whose due date is on or after
+/// `as_of` (an installment due today is next due, not overdue). Arrears are not included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NextDue {
+    pub installment: u32,
+    pub due_date: NaiveDate,
+    /// What is still unpaid on that installment (principal, interest, accrued penalty).
+    pub amount: Money,
+}
+
+/// See [`NextDue`]; `positions` must be the position as of `as_of`.
+pub fn next_due(schedule: &Schedule, positions: &[InstallmentPosition], as_of: NaiveDate) -> Option<NextDue> {
+    schedule
+        .installments
+        .iter()
+        .zip(positions)
+        .find(|(installment, position)| installment.due_date >= as_of && !fully_paid(installment, position))
+        .map(|(installment, position)| NextDue {
+            installment: installment.number,
+            due_date: installment.due_date,
+            amount: unpaid(installment, position).total(),
+        })
+}
+
+/// Unpaid amounts of the installments due strictly before `as_of` (the arrears).
+pub fn overdue_amount(schedule: &Schedule, positions: &[InstallmentPosition], as_of: NaiveDate) -> Outstanding {
+    let due: Vec<Installment> = schedule.installments.iter().filter(|installment| installment.due_date < as_of).cloned().collect();
+    outstanding(&Schedule { installments: due }, positions)
+}
+
+fn unpaid(installment: &Installment, position: &InstallmentPosition) -> Outstanding {
+    Outstanding {
+        principal: Money::round(installment.principal.amount() - position.principal_paid.amount()),
+        interest: Money::round(installment.interest.amount() - position.interest_paid.amount()),
+        penalty: Money::round(position.penalty_accrued.amount() - position.penalty_paid.amount()),
     }
 }
