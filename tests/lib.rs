@@ -34,10 +34,12 @@ fn build_loan() -> Result<PathBuf, String> {
     let test_exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the test binary: {e}"))?;
     // <target-dir>/<profile>/deps/<test binary>
-    let profile_dir = test_exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("{} is not inside a Cargo target directory", test_exe.display()))?;
+    let profile_dir = test_exe.parent().and_then(Path::parent).ok_or_else(|| {
+        format!(
+            "{} is not inside a Cargo target directory",
+            test_exe.display()
+        )
+    })?;
     let target_dir = profile_dir
         .parent()
         .ok_or_else(|| format!("{} has no target directory", profile_dir.display()))?;

@@ -230,7 +230,10 @@ impl<'a> Report<'a> {
             .annual_rate
             .value()
             .checked_mul(Decimal::ONE_HUNDRED)
-            .map_or_else(|| terms.annual_rate.to_string(), |p| p.normalize().to_string());
+            .map_or_else(
+                || terms.annual_rate.to_string(),
+                |p| p.normalize().to_string(),
+            );
         let installments = match terms.term_months {
             1 => "1 monthly installment".to_owned(),
             n => format!("{n} monthly installments"),

@@ -372,14 +372,17 @@ impl Outstanding {
 
 /// Outstanding principal, scheduled interest not yet paid, and accrued unpaid penalty.
 pub fn outstanding(schedule: &Schedule, positions: &[InstallmentPosition]) -> Outstanding {
-    schedule.installments.iter().zip(positions).fold(Outstanding::default(), |total, (installment, position)| {
-        let part = unpaid(installment, position);
-        Outstanding {
-            principal: total.principal.saturating_add(part.principal),
-            interest: total.interest.saturating_add(part.interest),
-            penalty: total.penalty.saturating_add(part.penalty),
-        }
-    })
+    schedule.installments.iter().zip(positions).fold(
+        Outstanding::default(),
+        |total, (installment, position)| {
+            let part = unpaid(installment, position);
+            Outstanding {
+                principal: total.principal.saturating_add(part.principal),
+                interest: total.interest.saturating_add(part.interest),
+                penalty: total.penalty.saturating_add(part.penalty),
+            }
+        },
+    )
 }
 
 /// The net per-installment change from `before` to `after`; unchanged installments omitted.
@@ -434,12 +437,18 @@ pub struct NextDue {
 }
 
 /// See [`NextDue`]; `positions` must be the position as of `as_of`.
-pub fn next_due(schedule: &Schedule, positions: &[InstallmentPosition], as_of: NaiveDate) -> Option<NextDue> {
+pub fn next_due(
+    schedule: &Schedule,
+    positions: &[InstallmentPosition],
+    as_of: NaiveDate,
+) -> Option<NextDue> {
     schedule
         .installments
         .iter()
         .zip(positions)
-        .find(|(installment, position)| installment.due_date >= as_of && !fully_paid(installment, position))
+        .find(|(installment, position)| {
+            installment.due_date >= as_of && !fully_paid(installment, position)
+        })
         .map(|(installment, position)| NextDue {
             installment: installment.number,
             due_date: installment.due_date,
@@ -448,8 +457,17 @@ pub fn next_due(schedule: &Schedule, positions: &[InstallmentPosition], as_of: N
 }
 
 /// Unpaid amounts of the installments due strictly before `as_of` (the arrears).
-pub fn overdue_amount(schedule: &Schedule, positions: &[InstallmentPosition], as_of: NaiveDate) -> Outstanding {
-    let due: Vec<Installment> = schedule.installments.iter().filter(|installment| installment.due_date < as_of).cloned().collect();
+pub fn overdue_amount(
+    schedule: &Schedule,
+    positions: &[InstallmentPosition],
+    as_of: NaiveDate,
+) -> Outstanding {
+    let due: Vec<Installment> = schedule
+        .installments
+        .iter()
+        .filter(|installment| installment.due_date < as_of)
+        .cloned()
+        .collect();
     outstanding(&Schedule { installments: due }, positions)
 }
 

@@ -1,0 +1,47 @@
+//! The commit: all events of one command, stored as one log entry.
+
+use chrono::{DateTime, Utc};
+use loan_contract::EventEnvelope;
+use loan_domain::CommandKind;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::AggregateRef;
+
+/// One command's events. `version` is the aggregate version after the commit (the
+/// version of its last event); the log position is assigned by the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    pub command_id: Uuid,
+    pub command: CommandKind,
+    pub aggregate: AggregateRef,
+    /// Aggregate version before the commit.
+    pub base_version: u64,
+    /// Aggregate version after the commit.
+    pub version: u64,
+    pub recorded_at: DateTime<Utc>,
+    /// [`request_digest`] of the command payload.
+    pub request_digest: String,
+    pub events: Vec<EventEnvelope>,
+}
+
+impl Commit {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A commit is plain data; serialising it cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// SHA-256 (hex) of a request payload in canonical JSON (object keys sorted, no
+/// whitespace): the same command sent twice has the same digest whatever its formatting.
+pub fn request_digest(payload: &serde_json::Value) -> String {
+    // serde_json's Map is ordered by key, so serialising a Value is canonical.
+    let canonical = serde_json::to_vec(payload).unwrap_or_default();
+    hex::encode(Sha256::digest(&canonical))
+}

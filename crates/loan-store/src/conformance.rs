@@ -1,0 +1,209 @@
+//! The conformance suite every [`EventStore`] backend must pass.
+//!
+//! Each check takes a fresh, empty store and panics with a message on a violation. The
+//! JetStream store runs them against a real nats-server (`tests/it`); the embedded
+//! SQLite store runs the same functions.
+
+use chrono::{TimeZone, Utc};
+use loan_contract::AnyEvent;
+use loan_contract::event::{CommitContext, EventEnvelope};
+use loan_domain::loan::LoanEvent;
+use loan_domain::{Actor, AggregateType, CommandKind, Role};
+use uuid::Uuid;
+
+use crate::{AggregateRef, Appended, CommandRecord, Commit, EventStore, StoreError};
+
+/// A loan aggregate with a fresh id.
+pub fn new_loan() -> AggregateRef {
+    AggregateRef {
+        aggregate_type: AggregateType::Loan,
+        id: Uuid::now_v7(),
+    }
+}
+
+/// A commit of `events` follow-up events on top of `base_version`.
+pub fn sample_commit(aggregate: AggregateRef, base_version: u64, events: usize) -> Commit {
+    let recorded_at = Utc
+        .with_ymd_and_hms(2026, 1, 5, 9, 30, 0)
+        .single()
+        .expect("valid time");
+    let ctx = CommitContext {
+        aggregate_id: aggregate.id,
+        base_version,
+        recorded_at,
+        command_id: Uuid::now_v7(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        actor: Actor::new("officer-1", [Role::LoanOfficer]),
+    };
+    let domain_events = (0..events)
+        .map(|i| {
+            AnyEvent::Loan(LoanEvent::FollowUpLogged {
+                note: format!("follow-up {} of commit at {base_version}", i + 1),
+                next_follow_up_on: None,
+                logged_on: recorded_at.date_naive(),
+            })
+        })
+        .collect();
+    let events = EventEnvelope::seal(domain_events, &ctx, Uuid::now_v7);
+    Commit {
+        command_id: ctx.command_id,
+        command: CommandKind::LogFollowUp,
+        aggregate,
+        base_version,
+        version: base_version + events.len() as u64,
+        recorded_at,
+        request_digest: "0".repeat(64),
+        events,
+    }
+}
+
+fn stored(result: Result<Appended, StoreError>, what: &str) -> u64 {
+    match result {
+        Ok(Appended::Stored { position }) => position,
+        other => panic!("{what}: expected a stored commit, got {other:?}"),
+    }
+}
+
+/// Appended commits load back in order, with versions and positions.
+pub async fn commits_load_back_in_order<S: EventStore>(store: &S) {
+    let loan = new_loan();
+    assert!(
+        store.load(loan).await.expect("load").commits.is_empty(),
+        "a new aggregate has no history"
+    );
+    let first = sample_commit(loan, 0, 2);
+    let p1 = stored(store.append(&first, 0).await, "first append");
+    let second = sample_commit(loan, 2, 1);
+    let p2 = stored(store.append(&second, p1).await, "second append");
+    assert!(p2 > p1, "positions increase");
+    let history = store.load(loan).await.expect("load");
+    assert_eq!(history.commits.len(), 2);
+    assert_eq!(history.commits[0].commit, first);
+    assert_eq!(history.commits[1].commit, second);
+    assert_eq!(history.last_position(), p2);
+    assert_eq!(history.version(), 3);
+    let at = store
+        .commit_at(p1)
+        .await
+        .expect("commit_at")
+        .expect("present");
+    assert_eq!(at.commit, first);
+}
+
+/// An append naming a stale last position is refused as a conflict and writes nothing.
+pub async fn stale_expectations_conflict<S: EventStore>(store: &S) {
+    let loan = new_loan();
+    let p1 = stored(
+        store.append(&sample_commit(loan, 0, 1), 0).await,
+        "first append",
+    );
+    let again_as_new = store.append(&sample_commit(loan, 0, 1), 0).await;
+    assert!(
+        matches!(again_as_new, Err(StoreError::Conflict { .. })),
+        "creating an existing aggregate: {again_as_new:?}"
+    );
+    let stale = store.append(&sample_commit(loan, 1, 1), p1 + 1_000).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "wrong expectation: {stale:?}"
+    );
+    assert_eq!(
+        store.load(loan).await.expect("load").commits.len(),
+        1,
+        "refused appends wrote nothing"
+    );
+}
+
+/// The same command id appended twice is stored once.
+pub async fn a_command_id_is_stored_once<S: EventStore>(store: &S) {
+    let loan = new_loan();
+    let commit = sample_commit(loan, 0, 1);
+    let position = stored(store.append(&commit, 0).await, "first append");
+    match store.append(&commit, 0).await {
+        Ok(Appended::Duplicate { position: again }) => {
+            assert_eq!(again, position, "the duplicate names the original position")
+        }
+        other => panic!("a retried append must be reported as a duplicate, got {other:?}"),
+    }
+    assert_eq!(store.load(loan).await.expect("load").commits.len(), 1);
+}
+
+/// Of many concurrent appends on the same expectation, exactly one wins.
+pub async fn exactly_one_of_racing_appends_wins<S: EventStore>(store: &S) {
+    let loan = new_loan();
+    let base = stored(
+        store.append(&sample_commit(loan, 0, 1), 0).await,
+        "first append",
+    );
+    let commits: Vec<Commit> = (0..50).map(|_| sample_commit(loan, 1, 1)).collect();
+    let results =
+        futures::future::join_all(commits.iter().map(|commit| store.append(commit, base))).await;
+    let won = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Appended::Stored { .. })))
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
+        .count();
+    assert_eq!(
+        (won, conflicts),
+        (1, 49),
+        "one append wins, the others conflict: {results:?}"
+    );
+    assert_eq!(store.load(loan).await.expect("load").commits.len(), 2);
+}
+
+/// Reading the whole log returns every commit in log order, in pages.
+pub async fn the_log_reads_in_order<S: EventStore>(store: &S) {
+    let (a, b) = (new_loan(), new_loan());
+    let pa = stored(store.append(&sample_commit(a, 0, 1), 0).await, "a1");
+    let pb = stored(store.append(&sample_commit(b, 0, 1), 0).await, "b1");
+    let pa2 = stored(store.append(&sample_commit(a, 1, 1), pa).await, "a2");
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_after(after, 2).await.expect("read_after");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        seen.extend(page.into_iter().map(|r| r.position));
+    }
+    let ours: Vec<u64> = seen
+        .iter()
+        .copied()
+        .filter(|p| [pa, pb, pa2].contains(p))
+        .collect();
+    assert_eq!(ours, vec![pa, pb, pa2], "log order");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "positions strictly increase: {seen:?}"
+    );
+}
+
+/// Applied command ids are remembered.
+pub async fn command_ids_are_remembered<S: EventStore>(store: &S) {
+    let id = Uuid::now_v7();
+    assert_eq!(store.recall_command(id).await.expect("recall"), None);
+    let record = CommandRecord {
+        aggregate: new_loan(),
+        request_digest: "ab".repeat(32),
+        version: 3,
+        position: Some(7),
+    };
+    store.remember_command(id, &record).await.expect("remember");
+    assert_eq!(
+        store.recall_command(id).await.expect("recall"),
+        Some(record)
+    );
+}
+
+/// Runs every check on stores made by `fresh`.
+pub async fn run_all<S: EventStore, F: std::future::Future<Output = S>>(fresh: impl Fn() -> F) {
+    commits_load_back_in_order(&fresh().await).await;
+    stale_expectations_conflict(&fresh().await).await;
+    a_command_id_is_stored_once(&fresh().await).await;
+    exactly_one_of_racing_appends_wins(&fresh().await).await;
+    the_log_reads_in_order(&fresh().await).await;
+    command_ids_are_remembered(&fresh().await).await;
+}

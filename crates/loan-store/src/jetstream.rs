@@ -1,0 +1,383 @@
+//! The event store on NATS JetStream.
+//!
+//! * One stream (name configurable) capturing `<prefix>.events.>`, file storage,
+//!   configurable replicas, `deny_delete` + `deny_purge` and no rollups (the audit log is
+//!   append-only), direct get allowed, a maximum message size, and a duplicate window.
+//! * One subject per aggregate: `<prefix>.events.<aggregate>.<id>`. A commit is one
+//!   message, so a command is never half in the log.
+//! * Optimistic concurrency: each append carries `Nats-Expected-Last-Subject-Sequence`,
+//!   the STREAM sequence of the aggregate's last commit (the aggregate version lives in
+//!   the commit itself). A mismatch is [`StoreError::Conflict`].
+//! * `Nats-Msg-Id` = command id: a retried publish (after a PubAck timeout, an unknown
+//!   outcome) is stored once within the duplicate window.
+//! * Applied command ids are kept in a KV bucket (`<stream>_COMMANDS`) for at least the
+//!   configured retention (default 7 days), for idempotency beyond the duplicate window.
+//!
+//! Durability: with `sync_interval: always` on the server, a PubAck means the message
+//! was fsynced on every replica that acknowledged it: with R1, on the one server; with
+//! R3, on a majority (2 of 3) before the ack. With the default sync interval the data is
+//! in the OS page cache and survives a process crash but not a power loss of the node
+//! (with R3: not of a majority of nodes at once).
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishErrorKind, kv, stream};
+use futures::StreamExt;
+use loan_contract::Subjects;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::{
+    AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
+};
+
+/// How the stream and the command bucket are set up.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Stream name, e.g. `LENDING_EVENTS`.
+    pub stream: String,
+    pub subjects: Subjects,
+    /// 1 on a development box, 3 in production.
+    pub replicas: usize,
+    /// Window in which JetStream deduplicates by `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+    /// How long applied command ids are remembered (at least 24 h).
+    pub command_retention: Duration,
+    /// Largest commit accepted, in bytes.
+    pub max_message_size: usize,
+    /// Times a publish that timed out is retried with the same message id.
+    pub publish_retries: u32,
+}
+
+impl StoreConfig {
+    pub fn new(stream: impl Into<String>, subjects: Subjects) -> Self {
+        StoreConfig {
+            stream: stream.into(),
+            subjects,
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            command_retention: Duration::from_secs(7 * 24 * 3600),
+            max_message_size: 1024 * 1024,
+            publish_retries: 3,
+        }
+    }
+}
+
+/// [`EventStore`] on a JetStream stream.
+#[derive(Clone)]
+pub struct JetStreamStore {
+    context: jetstream::Context,
+    stream: stream::Stream,
+    commands: kv::Store,
+    config: StoreConfig,
+}
+
+impl JetStreamStore {
+    /// Creates (or updates) the stream and the command bucket, and returns the store.
+    pub async fn open(client: async_nats::Client, config: StoreConfig) -> Result<Self, StoreError> {
+        let context = jetstream::new(client);
+        let max_message_size = i32::try_from(config.max_message_size).unwrap_or(i32::MAX);
+        let stream_config = stream::Config {
+            name: config.stream.clone(),
+            description: Some("Loan engine event log: one commit per command, append-only.".into()),
+            subjects: vec![config.subjects.all_events()],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            retention: stream::RetentionPolicy::Limits,
+            deny_delete: true,
+            deny_purge: true,
+            allow_rollup: false,
+            allow_direct: true,
+            max_message_size,
+            duplicate_window: config.duplicate_window,
+            ..Default::default()
+        };
+        context
+            .create_or_update_stream(stream_config)
+            .await
+            .map_err(|e| {
+                StoreError::unavailable(format!("creating stream {}", config.stream), e)
+            })?;
+        let stream = context
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| StoreError::unavailable("opening the stream", e))?;
+        let bucket = format!("{}_COMMANDS", config.stream);
+        let commands = match context.get_key_value(&bucket).await {
+            Ok(store) => store,
+            Err(_) => context
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    description: "Applied command ids of the loan engine (idempotency).".into(),
+                    history: 1,
+                    max_age: config.command_retention,
+                    storage: stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| StoreError::unavailable(format!("creating bucket {bucket}"), e))?,
+        };
+        Ok(JetStreamStore {
+            context,
+            stream,
+            commands,
+            config,
+        })
+    }
+
+    fn subject(&self, aggregate: AggregateRef) -> String {
+        self.config
+            .subjects
+            .events(aggregate.aggregate_type, aggregate.id)
+    }
+
+    fn decode(position: u64, payload: &[u8]) -> Result<Recorded, StoreError> {
+        let commit = Commit::from_bytes(payload).map_err(|e| StoreError::Corrupt {
+            position,
+            reason: e.to_string(),
+        })?;
+        Ok(Recorded { position, commit })
+    }
+
+    /// The last position of an aggregate's subject (0 if none), by one direct get.
+    async fn last_position(&self, subject: &str) -> Result<Option<Recorded>, StoreError> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(Some(Self::decode(message.sequence, &message.payload)?)),
+            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(error) => Err(StoreError::unavailable(
+                format!("reading the last commit of {subject}"),
+                error,
+            )),
+        }
+    }
+}
+
+impl JetStreamStore {
+    /// Position of the commit of `command_id` among the first commits on `subject` after
+    /// `after`, if it is there. Bounded: a conflict is usually one or two commits behind.
+    async fn find_command_after(
+        &self,
+        subject: &str,
+        after: u64,
+        command_id: Uuid,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut next = after + 1;
+        for _ in 0..16 {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject, Some(next))
+                .await
+            {
+                Ok(message) => {
+                    let recorded = Self::decode(message.sequence, &message.payload)?;
+                    if recorded.commit.command_id == command_id {
+                        return Ok(Some(recorded.position));
+                    }
+                    next = message.sequence + 1;
+                }
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                    return Ok(None);
+                }
+                Err(error) => {
+                    return Err(StoreError::unavailable(format!("reading {subject}"), error));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl EventStore for JetStreamStore {
+    async fn load(&self, aggregate: AggregateRef) -> Result<History, StoreError> {
+        let subject = self.subject(aggregate);
+        // One direct get tells whether the aggregate exists and where its history ends.
+        let Some(last) = self.last_position(&subject).await? else {
+            return Ok(History::default());
+        };
+        if last.commit.base_version == 0 {
+            return Ok(History {
+                commits: vec![last],
+            });
+        }
+        // Otherwise stream the subject with an ordered consumer up to that position.
+        let consumer = self
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: subject.clone(),
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::unavailable(format!("reading {subject}"), e))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| StoreError::unavailable(format!("reading {subject}"), e))?;
+        let mut commits = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message =
+                message.map_err(|e| StoreError::unavailable(format!("reading {subject}"), e))?;
+            let position = message
+                .info()
+                .map_err(|e| StoreError::Corrupt {
+                    position: 0,
+                    reason: e.to_string(),
+                })?
+                .stream_sequence;
+            if position > last.position {
+                break;
+            }
+            commits.push(Self::decode(position, &message.payload)?);
+            if position == last.position {
+                break;
+            }
+        }
+        Ok(History { commits })
+    }
+
+    async fn append(&self, commit: &Commit, expected_last: u64) -> Result<Appended, StoreError> {
+        let payload = commit.to_bytes();
+        if payload.len() > self.config.max_message_size {
+            return Err(StoreError::TooLarge {
+                bytes: payload.len(),
+                max: self.config.max_message_size,
+            });
+        }
+        let subject = self.subject(commit.aggregate);
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", commit.command_id.to_string().as_str());
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            expected_last.to_string().as_str(),
+        );
+        let payload = bytes::Bytes::from(payload);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match self
+                .context
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(ack) if ack.duplicate => {
+                    return Ok(Appended::Duplicate {
+                        position: ack.sequence,
+                    });
+                }
+                Ok(ack) => {
+                    return Ok(Appended::Stored {
+                        position: ack.sequence,
+                    });
+                }
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                    // The server checks the expected sequence before the message id, so a
+                    // retry of a publish that did land shows up as a conflict: look for it.
+                    if let Some(position) = self
+                        .find_command_after(&subject, expected_last, commit.command_id)
+                        .await?
+                    {
+                        return Ok(Appended::Duplicate { position });
+                    }
+                    return Err(StoreError::Conflict {
+                        aggregate: commit.aggregate,
+                        expected: expected_last,
+                    });
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                    ) && attempt <= self.config.publish_retries =>
+                {
+                    // Unknown outcome: the same message id makes the retry safe.
+                    warn!(command_id = %commit.command_id, attempt, %error, "publish outcome unknown, retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(error) => {
+                    return Err(StoreError::unavailable(
+                        format!("appending to {subject}"),
+                        error,
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn commit_at(&self, position: u64) -> Result<Option<Recorded>, StoreError> {
+        match self.stream.direct_get(position).await {
+            Ok(message) => Ok(Some(Self::decode(message.sequence, &message.payload)?)),
+            Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(error) => Err(StoreError::unavailable(
+                format!("reading position {position}"),
+                error,
+            )),
+        }
+    }
+
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Recorded>, StoreError> {
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        while out.len() < max {
+            match self
+                .stream
+                .direct_get_next_for_subject(self.config.subjects.all_events(), Some(next))
+                .await
+            {
+                Ok(message) => {
+                    next = message.sequence + 1;
+                    out.push(Self::decode(message.sequence, &message.payload)?);
+                }
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                    break;
+                }
+                Err(error) => {
+                    return Err(StoreError::unavailable(
+                        format!("reading after position {after}"),
+                        error,
+                    ));
+                }
+            }
+        }
+        debug!(after, count = out.len(), "read commits");
+        Ok(out)
+    }
+
+    async fn remember_command(
+        &self,
+        command_id: Uuid,
+        record: &CommandRecord,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(record).unwrap_or_default();
+        self.commands
+            .put(command_id.to_string(), value.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::unavailable("remembering a command id", e))
+    }
+
+    async fn recall_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        let value = self
+            .commands
+            .get(command_id.to_string())
+            .await
+            .map_err(|e| StoreError::unavailable("recalling a command id", e))?;
+        value
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("command record: {e}"),
+                })
+            })
+            .transpose()
+    }
+}

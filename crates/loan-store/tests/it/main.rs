@@ -1,0 +1,6 @@
+//! The JetStream event store against a real nats-server.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test binary links every dependency of its crate; it uses only some"
+)]
+mod jetstream_store_conforms;
