@@ -58,6 +58,36 @@ impl AnyCommand {
         }
     }
 
+    /// The payload as JSON (for digests): what the caller sent, after validation.
+    pub fn payload_json(&self) -> serde_json::Value {
+        use loan_domain::customer::CustomerCommand as C;
+        use loan_domain::loan::LoanCommand as L;
+        let value = match self {
+            AnyCommand::Customer(C::Register(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::UpdateContact(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::UpdateEmployment(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::UpdateFinancials(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::RecordCreditAssessment(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::VerifyIdentity(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::CaptureLead(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::AssignOfficer(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::LogFollowUp(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::SubmitForReview(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::ApproveApplication(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::RejectApplication(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::DecideAutomatically(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::SignContract(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::DisburseLoan(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::RecordRepayment(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::ReverseRepayment(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::EvaluateDelinquency(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::WriteOffLoan(p)) => serde_json::to_value(p),
+            AnyCommand::Loan(L::WithdrawApplication(p)) => serde_json::to_value(p),
+        };
+        // Payload types are plain data; serialising them cannot fail.
+        value.unwrap_or(serde_json::Value::Null)
+    }
+
     /// The id of the aggregate the command addresses.
     pub fn aggregate_id(&self) -> Uuid {
         match self {

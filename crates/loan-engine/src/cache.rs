@@ -1,0 +1,97 @@
+//! The bounded in-memory cache of aggregate states.
+//!
+//! On the hot path a command costs no read of the log: the state, version and last log
+//! position of recently used aggregates stay in memory (least recently used evicted).
+//! The cache is never trusted for correctness: the append names the last position it
+//! assumed, and a conflict drops the entry and reloads from the log.
+
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+
+use loan_contract::AnyEvent;
+use loan_domain::AggregateType;
+use loan_domain::customer::{self, Customer};
+use loan_domain::loan::{self, Loan};
+use loan_store::{AggregateRef, Commit};
+use lru::LruCache;
+use uuid::Uuid;
+
+/// How many recent command ids each cached aggregate remembers (catches a retry of a
+/// command whose commit landed but whose id was not yet remembered by the store).
+const RECENT_COMMANDS: usize = 16;
+
+/// The state of either aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Customer(Customer),
+    Loan(Loan),
+}
+
+/// A recently applied command of the aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentCommand {
+    pub command_id: Uuid,
+    pub digest: String,
+    pub version: u64,
+    pub position: u64,
+}
+
+/// An aggregate as the engine knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cached {
+    pub state: State,
+    pub version: u64,
+    /// Log position of the last commit (0: none yet).
+    pub last_position: u64,
+    pub commands: VecDeque<RecentCommand>,
+}
+
+impl Cached {
+    pub fn empty(aggregate_type: AggregateType) -> Self {
+        let state = match aggregate_type {
+            AggregateType::Customer => State::Customer(Customer::default()),
+            AggregateType::Loan => State::Loan(Loan::default()),
+        };
+        Cached { state, version: 0, last_position: 0, commands: VecDeque::new() }
+    }
+
+    /// Applies a commit's events (evolve never fails).
+    pub fn apply(&mut self, commit: &Commit, position: u64) {
+        for envelope in &commit.events {
+            self.state = match (std::mem::replace(&mut self.state, State::Loan(Loan::default())), &envelope.event) {
+                (State::Customer(c), AnyEvent::Customer(e)) => State::Customer(customer::evolve(c, e)),
+                (State::Loan(l), AnyEvent::Loan(e)) => State::Loan(loan::evolve(l, e)),
+                (state, _) => state,
+            };
+        }
+        self.version = commit.version;
+        self.last_position = position;
+        if self.commands.len() == RECENT_COMMANDS {
+            self.commands.pop_front();
+        }
+        self.commands.push_back(RecentCommand { command_id: commit.command_id, digest: commit.request_digest.clone(), version: commit.version, position });
+    }
+}
+
+/// Least-recently-used map from aggregate to state.
+pub(crate) struct AggregateCache {
+    entries: LruCache<AggregateRef, Cached>,
+}
+
+impl AggregateCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        AggregateCache { entries: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)) }
+    }
+
+    pub(crate) fn get(&mut self, aggregate: &AggregateRef) -> Option<Cached> {
+        self.entries.get(aggregate).cloned()
+    }
+
+    pub(crate) fn put(&mut self, aggregate: AggregateRef, cached: Cached) {
+        self.entries.put(aggregate, cached);
+    }
+
+    pub(crate) fn remove(&mut self, aggregate: &AggregateRef) {
+        self.entries.pop(aggregate);
+    }
+}
