@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 
-use loan_contract::AnyEvent;
+use loan_contract::{AnyEvent, EventEnvelope};
 use loan_domain::AggregateType;
 use loan_domain::customer::{self, Customer};
 use loan_domain::loan::{self, Loan};
@@ -52,14 +52,24 @@ impl Cached {
             AggregateType::Customer => State::Customer(Customer::default()),
             AggregateType::Loan => State::Loan(Loan::default()),
         };
-        Cached { state, version: 0, last_position: 0, commands: VecDeque::new() }
+        Cached {
+            state,
+            version: 0,
+            last_position: 0,
+            commands: VecDeque::new(),
+        }
     }
 
-    /// Applies a commit's events (evolve never fails).
-    pub fn apply(&mut self, commit: &Commit, position: u64) {
-        for envelope in &commit.events {
-            self.state = match (std::mem::replace(&mut self.state, State::Loan(Loan::default())), &envelope.event) {
-                (State::Customer(c), AnyEvent::Customer(e)) => State::Customer(customer::evolve(c, e)),
+    /// Applies a commit's decoded events (evolve never fails).
+    pub fn apply(&mut self, commit: &Commit, events: &[EventEnvelope], position: u64) {
+        for envelope in events {
+            self.state = match (
+                std::mem::replace(&mut self.state, State::Loan(Loan::default())),
+                &envelope.event,
+            ) {
+                (State::Customer(c), AnyEvent::Customer(e)) => {
+                    State::Customer(customer::evolve(c, e))
+                }
                 (State::Loan(l), AnyEvent::Loan(e)) => State::Loan(loan::evolve(l, e)),
                 (state, _) => state,
             };
@@ -69,7 +79,12 @@ impl Cached {
         if self.commands.len() == RECENT_COMMANDS {
             self.commands.pop_front();
         }
-        self.commands.push_back(RecentCommand { command_id: commit.command_id, digest: commit.request_digest.clone(), version: commit.version, position });
+        self.commands.push_back(RecentCommand {
+            command_id: commit.command_id,
+            digest: commit.request_digest.clone(),
+            version: commit.version,
+            position,
+        });
     }
 }
 
@@ -80,7 +95,9 @@ pub(crate) struct AggregateCache {
 
 impl AggregateCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        AggregateCache { entries: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)) }
+        AggregateCache {
+            entries: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
+        }
     }
 
     pub(crate) fn get(&mut self, aggregate: &AggregateRef) -> Option<Cached> {

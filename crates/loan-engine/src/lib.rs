@@ -16,16 +16,23 @@
 //! 6. remember the command id, update the cache, reply with the events.
 
 mod cache;
+pub mod clock;
+mod codec;
 
 use std::sync::Mutex;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use loan_contract::event::CommitContext;
-use loan_contract::{AnyCommand, AnyEvent, CommandReply, DecodedCommand, ErrorCode, ErrorReply, EventEnvelope, decode_command};
+use loan_contract::{
+    AnyCommand, AnyEvent, CommandReply, DecodedCommand, ErrorCode, ErrorReply, EventEnvelope,
+    decode_command,
+};
 use loan_domain::customer::{self, Customer};
-use loan_domain::loan::{self, Loan, LoanCommand};
+use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
-use loan_store::{AggregateRef, Appended, Commit, CommandRecord, EventStore, History, StoreError, request_digest};
+use loan_store::{
+    AggregateRef, Appended, CommandRecord, Commit, EventStore, History, StoreError, request_digest,
+};
 
 pub use cache::{Cached, State};
 use tracing::{debug, info, warn};
@@ -86,25 +93,39 @@ impl From<ErrorReply> for Failure {
 /// The one mapping from store failures to what a caller sees; internals stay in the logs.
 fn store_error_reply(error: &StoreError) -> ErrorReply {
     match error {
-        StoreError::Conflict { .. } => ErrorReply::new(ErrorCode::Conflict, "the aggregate kept changing concurrently; retry", None),
-        StoreError::TooLarge { bytes, max } => {
-            ErrorReply::new(ErrorCode::ValidationFailed, format!("the command's events ({bytes} bytes) exceed the limit of {max}"), None)
-        }
+        StoreError::Conflict { .. } => ErrorReply::new(
+            ErrorCode::Conflict,
+            "the aggregate kept changing concurrently; retry",
+            None,
+        ),
+        StoreError::TooLarge { bytes, max } => ErrorReply::new(
+            ErrorCode::ValidationFailed,
+            format!("the command's events ({bytes} bytes) exceed the limit of {max}"),
+            None,
+        ),
         StoreError::Unavailable { .. } => ErrorReply::new(
             ErrorCode::Unavailable,
             "the event store is unavailable; the outcome is unknown, retry with the same command_id",
             None,
         ),
-        StoreError::Corrupt { position, .. } => {
-            ErrorReply::new(ErrorCode::Internal, format!("the log entry at position {position} cannot be read; an operator has been alerted"), None)
-        }
+        StoreError::Corrupt { position, .. } => ErrorReply::new(
+            ErrorCode::Internal,
+            format!(
+                "the log entry at position {position} cannot be read; an operator has been alerted"
+            ),
+            None,
+        ),
     }
 }
 
 impl<S: EventStore> Engine<S> {
     pub fn new(store: S, config: EngineConfig) -> Self {
         let cache = Mutex::new(AggregateCache::new(config.cache_capacity));
-        Engine { store, config, cache }
+        Engine {
+            store,
+            config,
+            cache,
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -112,12 +133,23 @@ impl<S: EventStore> Engine<S> {
     }
 
     /// Handles one command request received at `now`; never panics, always replies.
-    pub async fn execute(&self, kind: CommandKind, body: &[u8], now: DateTime<Utc>) -> CommandReply {
+    pub async fn execute(
+        &self,
+        kind: CommandKind,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> CommandReply {
         let decoded = match decode_command(kind, body) {
             Ok(decoded) => decoded,
             Err(error) => return CommandReply::Error { error },
         };
         let command_id = decoded.envelope.command_id;
+        let span = tracing::Span::current();
+        span.record("command_id", tracing::field::display(command_id));
+        span.record(
+            "correlation_id",
+            tracing::field::display(decoded.envelope.correlation_id),
+        );
         match self.execute_decoded(&decoded, now).await {
             Ok(reply) => reply,
             Err(Failure::Reply(error)) => {
@@ -126,12 +158,18 @@ impl<S: EventStore> Engine<S> {
             }
             Err(Failure::Store(error)) => {
                 warn!(%command_id, command = %kind, %error, "event store failure");
-                CommandReply::Error { error: store_error_reply(&error) }
+                CommandReply::Error {
+                    error: store_error_reply(&error),
+                }
             }
         }
     }
 
-    async fn execute_decoded(&self, decoded: &DecodedCommand, now: DateTime<Utc>) -> Result<CommandReply, Failure> {
+    async fn execute_decoded(
+        &self,
+        decoded: &DecodedCommand,
+        now: DateTime<Utc>,
+    ) -> Result<CommandReply, Failure> {
         let command_id = decoded.envelope.command_id;
         let digest = request_digest(&decoded.command.payload_json());
         let aggregate = aggregate_of(&decoded.command);
@@ -140,20 +178,32 @@ impl<S: EventStore> Engine<S> {
         }
         let today: NaiveDate = now.with_timezone(&self.config.business_offset).date_naive();
         let actor = &decoded.envelope.actor;
-        let ctx = Context { actor, today, rules: &self.config.rules };
+        let ctx = Context {
+            actor,
+            today,
+            rules: &self.config.rules,
+        };
 
         for attempt in 1..=self.config.max_attempts {
             let cached = self.load(aggregate).await?;
             if let Some(previous) = cached.commands.iter().find(|c| c.command_id == command_id) {
                 // Applied before, but not remembered (a crash between append and remember).
-                let record = CommandRecord { aggregate, request_digest: previous.digest.clone(), version: previous.version, position: Some(previous.position) };
+                let record = CommandRecord {
+                    aggregate,
+                    request_digest: previous.digest.clone(),
+                    version: previous.version,
+                    position: Some(previous.position),
+                };
                 return self.replay_reply(command_id, &record, &digest).await;
             }
             if let Some(expected) = decoded.envelope.expected_version {
                 if expected != cached.version {
                     return Err(ErrorReply::new(
                         ErrorCode::Conflict,
-                        format!("expected version {expected}, the aggregate is at version {}", cached.version),
+                        format!(
+                            "expected version {expected}, the aggregate is at version {}",
+                            cached.version
+                        ),
                         Some("expected_version".into()),
                     )
                     .into());
@@ -161,9 +211,19 @@ impl<S: EventStore> Engine<S> {
             }
             let events = self.decide(&decoded.command, &cached, &ctx).await?;
             if events.is_empty() {
-                let record = CommandRecord { aggregate, request_digest: digest.clone(), version: cached.version, position: None };
+                let record = CommandRecord {
+                    aggregate,
+                    request_digest: digest.clone(),
+                    version: cached.version,
+                    position: None,
+                };
                 self.store.remember_command(command_id, &record).await?;
-                return Ok(CommandReply::Ok { aggregate_type: aggregate.aggregate_type, aggregate_id: aggregate.id, version: cached.version, events: vec![] });
+                return Ok(CommandReply::Ok {
+                    aggregate_type: aggregate.aggregate_type,
+                    aggregate_id: aggregate.id,
+                    version: cached.version,
+                    events: vec![],
+                });
             }
             let commit_ctx = CommitContext {
                 aggregate_id: aggregate.id,
@@ -183,24 +243,34 @@ impl<S: EventStore> Engine<S> {
                 version: cached.version + sealed.len() as u64,
                 recorded_at: now,
                 request_digest: digest.clone(),
-                events: sealed,
+                events: codec::to_stored(&sealed),
             };
             match self.store.append(&commit, cached.last_position).await {
                 Ok(Appended::Stored { position }) => {
-                    self.cache_commit(cached, &commit, position);
-                    let record = CommandRecord { aggregate, request_digest: digest, version: commit.version, position: Some(position) };
+                    self.cache_commit(cached, &commit, &sealed, position);
+                    let record = CommandRecord {
+                        aggregate,
+                        request_digest: digest,
+                        version: commit.version,
+                        position: Some(position),
+                    };
                     self.store.remember_command(command_id, &record).await?;
                     info!(%command_id, aggregate = %aggregate, version = commit.version, position, "commit appended");
                     return Ok(CommandReply::Ok {
                         aggregate_type: aggregate.aggregate_type,
                         aggregate_id: aggregate.id,
                         version: commit.version,
-                        events: commit.events,
+                        events: sealed,
                     });
                 }
                 Ok(Appended::Duplicate { position }) => {
                     self.forget(aggregate);
-                    let record = CommandRecord { aggregate, request_digest: digest.clone(), version: commit.version, position: Some(position) };
+                    let record = CommandRecord {
+                        aggregate,
+                        request_digest: digest.clone(),
+                        version: commit.version,
+                        position: Some(position),
+                    };
                     return self.replay_reply(command_id, &record, &digest).await;
                 }
                 Err(StoreError::Conflict { .. }) => {
@@ -210,21 +280,39 @@ impl<S: EventStore> Engine<S> {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(StoreError::Conflict { aggregate, expected: 0 }.into())
+        Err(StoreError::Conflict {
+            aggregate,
+            expected: 0,
+        }
+        .into())
     }
 
-    async fn decide(&self, command: &AnyCommand, cached: &Cached, ctx: &Context<'_>) -> Result<Vec<AnyEvent>, Failure> {
+    async fn decide(
+        &self,
+        command: &AnyCommand,
+        cached: &Cached,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<AnyEvent>, Failure> {
         match (command, &cached.state) {
-            (AnyCommand::Customer(command), State::Customer(customer)) => customer::decide(customer, command, ctx)
-                .map(|events| events.into_iter().map(AnyEvent::Customer).collect())
-                .map_err(|e| ErrorReply::from_domain(&e).into()),
+            (AnyCommand::Customer(command), State::Customer(customer)) => {
+                customer::decide(customer, command, ctx)
+                    .map(|events| events.into_iter().map(AnyEvent::Customer).collect())
+                    .map_err(|e| ErrorReply::from_domain(&e).into())
+            }
             (AnyCommand::Loan(command), State::Loan(loan)) => {
                 let customer_id = match command {
                     LoanCommand::CaptureLead(c) => Some(c.customer_id.0),
                     _ => loan.application().map(|app| app.customer_id.0),
                 };
                 let customer = match customer_id {
-                    Some(id) => match self.load(AggregateRef { aggregate_type: AggregateType::Customer, id }).await?.state {
+                    Some(id) => match self
+                        .load(AggregateRef {
+                            aggregate_type: AggregateType::Customer,
+                            id,
+                        })
+                        .await?
+                        .state
+                    {
                         State::Customer(customer) => Some(customer),
                         State::Loan(_) => None,
                     },
@@ -235,12 +323,22 @@ impl<S: EventStore> Engine<S> {
                     .map(|events| events.into_iter().map(AnyEvent::Loan).collect())
                     .map_err(|e| ErrorReply::from_domain(&e).into())
             }
-            _ => Err(ErrorReply::new(ErrorCode::Internal, "command and aggregate types disagree", None).into()),
+            _ => Err(ErrorReply::new(
+                ErrorCode::Internal,
+                "command and aggregate types disagree",
+                None,
+            )
+            .into()),
         }
     }
 
     /// The reply of a command applied earlier, or `idempotency_mismatch`.
-    async fn replay_reply(&self, command_id: Uuid, record: &CommandRecord, digest: &str) -> Result<CommandReply, Failure> {
+    async fn replay_reply(
+        &self,
+        command_id: Uuid,
+        record: &CommandRecord,
+        digest: &str,
+    ) -> Result<CommandReply, Failure> {
         if record.request_digest != digest {
             return Err(ErrorReply::new(
                 ErrorCode::IdempotencyMismatch,
@@ -252,32 +350,66 @@ impl<S: EventStore> Engine<S> {
         let events = match record.position {
             None => Vec::new(),
             Some(position) => match self.store.commit_at(position).await? {
-                Some(recorded) if recorded.commit.command_id == command_id => recorded.commit.events,
-                _ => return Err(ErrorReply::new(ErrorCode::Internal, "the original commit of this command cannot be found", None).into()),
+                Some(recorded) if recorded.commit.command_id == command_id => {
+                    codec::decode(&recorded)?
+                }
+                _ => {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Internal,
+                        "the original commit of this command cannot be found",
+                        None,
+                    )
+                    .into());
+                }
             },
         };
         debug!(%command_id, "replayed the original reply");
-        Ok(CommandReply::Ok { aggregate_type: record.aggregate.aggregate_type, aggregate_id: record.aggregate.id, version: record.version, events })
+        Ok(CommandReply::Ok {
+            aggregate_type: record.aggregate.aggregate_type,
+            aggregate_id: record.aggregate.id,
+            version: record.version,
+            events,
+        })
     }
 
     /// The aggregate's current state: from the cache, or rebuilt from its history.
     async fn load(&self, aggregate: AggregateRef) -> Result<Cached, StoreError> {
-        if let Some(cached) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&aggregate) {
+        if let Some(cached) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&aggregate)
+        {
             return Ok(cached);
         }
         let history = self.store.load(aggregate).await?;
-        let cached = rebuild(aggregate, &history);
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(aggregate, cached.clone());
+        let cached = rebuild(aggregate, &history)?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(aggregate, cached.clone());
         Ok(cached)
     }
 
-    fn cache_commit(&self, mut cached: Cached, commit: &Commit, position: u64) {
-        cached.apply(commit, position);
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(commit.aggregate, cached);
+    fn cache_commit(
+        &self,
+        mut cached: Cached,
+        commit: &Commit,
+        events: &[EventEnvelope],
+        position: u64,
+    ) {
+        cached.apply(commit, events, position);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(commit.aggregate, cached);
     }
 
     fn forget(&self, aggregate: AggregateRef) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(&aggregate);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&aggregate);
     }
 }
 
@@ -286,26 +418,21 @@ fn aggregate_of(command: &AnyCommand) -> AggregateRef {
         AnyCommand::Customer(_) => AggregateType::Customer,
         AnyCommand::Loan(_) => AggregateType::Loan,
     };
-    AggregateRef { aggregate_type, id: command.aggregate_id() }
+    AggregateRef {
+        aggregate_type,
+        id: command.aggregate_id(),
+    }
 }
 
 /// Rebuilds an aggregate from its history.
-pub fn rebuild(aggregate: AggregateRef, history: &History) -> Cached {
+pub fn rebuild(aggregate: AggregateRef, history: &History) -> Result<Cached, StoreError> {
     let mut cached = Cached::empty(aggregate.aggregate_type);
     for recorded in &history.commits {
-        cached.apply(&recorded.commit, recorded.position);
+        cached.apply(
+            &recorded.commit,
+            &codec::decode(recorded)?,
+            recorded.position,
+        );
     }
-    cached
-}
-
-/// The loan state as rebuilt from its history (for tests and tools).
-pub fn loan_state(history: &History) -> Loan {
-    history
-        .commits
-        .iter()
-        .flat_map(|r| r.commit.events.iter())
-        .fold(Loan::NotCaptured, |loan, envelope| match &envelope.event {
-            AnyEvent::Loan(event) => loan::evolve(loan, event),
-            AnyEvent::Customer(_) => loan,
-        })
+    Ok(cached)
 }

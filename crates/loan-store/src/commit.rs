@@ -1,7 +1,7 @@
 //! The commit: all events of one command, stored as one log entry.
 
 use chrono::{DateTime, Utc};
-use loan_contract::EventEnvelope;
+use loan_contract::event::StoredEvent;
 use loan_domain::CommandKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,7 +24,8 @@ pub struct Commit {
     pub recorded_at: DateTime<Utc>,
     /// [`request_digest`] of the command payload.
     pub request_digest: String,
-    pub events: Vec<EventEnvelope>,
+    /// The events in their stored form (sensitive fields already encrypted by the writer).
+    pub events: Vec<StoredEvent>,
 }
 
 impl Commit {

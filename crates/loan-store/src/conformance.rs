@@ -45,7 +45,10 @@ pub fn sample_commit(aggregate: AggregateRef, base_version: u64, events: usize) 
             })
         })
         .collect();
-    let events = EventEnvelope::seal(domain_events, &ctx, Uuid::now_v7);
+    let events: Vec<_> = EventEnvelope::seal(domain_events, &ctx, Uuid::now_v7)
+        .iter()
+        .map(EventEnvelope::to_stored)
+        .collect();
     Commit {
         command_id: ctx.command_id,
         command: CommandKind::LogFollowUp,

@@ -8,8 +8,8 @@
 //! |-------------------------------|---------------|-------------------------|
 //! | customer registered, verified | 2025-12-01    |                         |
 //! | lead captured                 | 2026-01-02    | lead                    |
-//! | withdrawn                     | 2026-01-04    | withdrawn (from lead)   |
 //! | submitted for review          | 2026-01-03    | review                  |
+//! | withdrawn (instead of review) | 2026-01-04    | withdrawn (from lead)   |
 //! | approved / rejected           | 2026-01-05    | review (approved) / rejected |
 //! | contract signed               | 2026-01-08    | signed                  |
 //! | disbursed, value 2026-01-10   | 2026-01-10    | disbursed (first due 2026-02-10) |
