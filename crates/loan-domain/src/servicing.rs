@@ -478,3 +478,32 @@ fn unpaid(installment: &Installment, position: &InstallmentPosition) -> Outstand
         penalty: Money::round(position.penalty_accrued.amount() - position.penalty_paid.amount()),
     }
 }
+
+/// The amount a payment value-dated `value_date` must have to settle the loan: all
+/// remaining principal and interest plus penalty accrued through the day before (a
+/// payment on day `V` stops day `V`'s penalty). Computed by the allocation itself — a
+/// probe payment larger than anything outstanding is allocated and its excess
+/// subtracted — so a quote can never disagree with what the allocation accepts.
+pub fn payoff_amount(
+    schedule: &Schedule,
+    terms: PenaltyTerms,
+    payments: &[Payment],
+    value_date: NaiveDate,
+) -> Result<Money, ServicingError> {
+    const PROBE: &str = "\u{0}payoff-quote";
+    let probe_amount = Money::from_exact(crate::money::MAX_AMOUNT)?;
+    let mut with_probe = payments.to_vec();
+    with_probe.push(Payment {
+        reference: PROBE.into(),
+        amount: probe_amount,
+        value_date,
+    });
+    match compute_position(schedule, terms, &with_probe, value_date) {
+        Err(ServicingError::Overpayment {
+            reference, excess, ..
+        }) if reference == PROBE => Ok(probe_amount.checked_sub(excess)?),
+        Err(other) => Err(other),
+        // Everything outstanding is at least the probe: beyond the supported range.
+        Ok(_) => Err(ServicingError::Money(MoneyError::Overflow)),
+    }
+}

@@ -128,6 +128,16 @@ impl Account {
         servicing::compute_position(&self.schedule, self.penalty_terms(), payments, as_of)
     }
 
+    /// What a payment value-dated `value_date` must be to settle the loan now.
+    pub fn payoff_amount(&self, value_date: NaiveDate) -> Result<Money, servicing::ServicingError> {
+        servicing::payoff_amount(
+            &self.schedule,
+            self.penalty_terms(),
+            &self.payments,
+            value_date,
+        )
+    }
+
     /// Days past due as of the position date, from the recorded position.
     pub fn days_past_due(&self) -> u32 {
         servicing::days_past_due(&self.schedule, &self.position, self.position_date)
@@ -407,7 +417,10 @@ pub fn decide(
                 return Err(invalid());
             };
             let Verdict::Approved {
-                approved_amount, ..
+                approved_amount,
+                annual_rate: approved_rate,
+                term_months: approved_term,
+                ..
             } = &app.verdict
             else {
                 return Err(DomainError::rule(
@@ -427,8 +440,26 @@ pub fn decide(
                     ),
                 ));
             }
-            annual_rate("annual_rate", c.annual_rate)?;
-            term("term_months", c.term_months)?;
+            if c.annual_rate != *approved_rate {
+                return Err(DomainError::rule(
+                    "terms_differ_from_approval",
+                    Some("annual_rate"),
+                    format!(
+                        "annual rate {} differs from the approved {approved_rate}",
+                        c.annual_rate
+                    ),
+                ));
+            }
+            if c.term_months != *approved_term {
+                return Err(DomainError::rule(
+                    "terms_differ_from_approval",
+                    Some("term_months"),
+                    format!(
+                        "term of {} months differs from the approved {approved_term}",
+                        c.term_months
+                    ),
+                ));
+            }
             if c.grace_days > MAX_GRACE_DAYS {
                 return Err(DomainError::validation(
                     "grace_days",
@@ -543,7 +574,24 @@ pub fn decide(
             let mut payments = account.payments.clone();
             payments.push(payment);
             let position_date = account.position_date.max(c.value_date);
-            let restated = restate(loan, account, &payments, position_date)?;
+            let restated = match restate(loan, account, &payments, position_date) {
+                Err(DomainError::RuleViolated {
+                    rule: "overpayment",
+                    field,
+                    message,
+                }) => {
+                    let quote = account
+                        .payoff_amount(c.value_date)
+                        .map(|q| format!("; the payoff amount on {} is {q}", c.value_date))
+                        .unwrap_or_default();
+                    return Err(DomainError::RuleViolated {
+                        rule: "overpayment",
+                        field,
+                        message: format!("{message}{quote}"),
+                    });
+                }
+                other => other?,
+            };
             let allocation = restated
                 .position
                 .allocations

@@ -1,4 +1,9 @@
 //! Behaviour of the pure domain core, one module per behaviour.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test binary links every dependency of its crate; it uses only some"
+)]
+mod backdated_repayments_and_reversals;
 mod lifecycle_properties;
 mod pii_never_prints_in_clear;
 mod schedules_match_closed_forms;
