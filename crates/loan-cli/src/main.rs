@@ -4,6 +4,7 @@
 //! subcommand's arguments, help text and output live in that module. Failures are reported
 //! here, in one place, so that every subcommand ends the same way (see [`failure`]).
 
+mod command_service;
 mod failure;
 mod schedule;
 
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "loan",
     version,
-    about = "Tools for loan officers of the loan lifecycle engine."
+    about = "The loan lifecycle engine: services, and tools for loan officers."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Schedule(schedule::ScheduleArgs),
+    CommandService(command_service::CommandServiceArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Schedule(args) => schedule::run(args),
+        Command::CommandService(args) => command_service::run_service(args),
     };
     failure::exit_code(outcome)
 }

@@ -40,6 +40,21 @@ pub struct ServiceConfig {
     pub clock: Arc<dyn Clock>,
 }
 
+impl ServiceConfig {
+    /// Defaults for everything but where NATS is and which subject prefix/stream to use.
+    pub fn new(nats_url: impl Into<String>, subjects: Subjects, stream: impl Into<String>) -> Self {
+        ServiceConfig {
+            nats_url: nats_url.into(),
+            store: StoreConfig::new(stream, subjects.clone()),
+            subjects,
+            engine: EngineConfig::default(),
+            max_in_flight: 256,
+            service_name: "loan-commands".into(),
+            clock: Arc::new(loan_engine::clock::SystemClock),
+        }
+    }
+}
+
 /// Why the service stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

@@ -87,3 +87,7 @@ impl RuleVersions {
         }
     }
 }
+
+// Dev-dependencies of the integration tests; the unit-test target links them too.
+#[cfg(test)]
+use {proptest as _, rust_decimal_macros as _, serde_json as _};

@@ -1,0 +1,123 @@
+//! `loan command-service`: runs the NATS command service until SIGTERM or Ctrl-C.
+//!
+//! Every flag is also an environment variable. Logs are JSON lines on stderr (or text with
+//! `--log-format text`), filtered by `RUST_LOG` (default `info`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use loan_command_service::{ServiceConfig, run};
+use loan_contract::Subjects;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Receive commands over NATS request/reply and append their events to JetStream.
+///
+/// One subject per command: <PREFIX>.cmd.<aggregate>.<command> (see proto/asyncapi.json).
+/// Several instances may run side by side: they share the load through a queue group and
+/// optimistic concurrency keeps each aggregate consistent. Discover running instances
+/// with `nats micro ls`; stop with SIGTERM (in-flight commands finish first).
+#[derive(Debug, Args)]
+pub(crate) struct CommandServiceArgs {
+    /// NATS server URL (nats-server 2.10.23 or newer, JetStream enabled).
+    #[arg(long, env = "LOAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Subject prefix of this deployment.
+    #[arg(long, env = "LOAN_SUBJECT_PREFIX", default_value = "lending")]
+    prefix: String,
+    /// JetStream stream holding the event log.
+    #[arg(long, env = "LOAN_STREAM", default_value = "LENDING_EVENTS")]
+    stream: String,
+    /// Stream replicas: 1 on a development box, 3 in production.
+    #[arg(long, env = "LOAN_STREAM_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+    /// JetStream duplicate window in seconds (deduplication by command id).
+    #[arg(long, env = "LOAN_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    duplicate_window_secs: u64,
+    /// How long applied command ids are remembered, in hours (at least 24).
+    #[arg(long, env = "LOAN_COMMAND_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(24..))]
+    command_retention_hours: u64,
+    /// Commands processed concurrently by this instance.
+    #[arg(long, env = "LOAN_MAX_IN_FLIGHT", default_value_t = 256)]
+    max_in_flight: usize,
+    /// Aggregates kept in memory.
+    #[arg(long, env = "LOAN_CACHE_CAPACITY", default_value_t = 100_000)]
+    cache_capacity: usize,
+    /// Offset of the lender's business day from UTC, in hours (China: 8).
+    #[arg(
+        long,
+        env = "LOAN_BUSINESS_UTC_OFFSET_HOURS",
+        default_value_t = 8,
+        allow_negative_numbers = true
+    )]
+    business_utc_offset_hours: i32,
+    /// Name of the service in `nats micro ls`.
+    #[arg(long, env = "LOAN_SERVICE_NAME", default_value = "loan-commands")]
+    service_name: String,
+    /// Log format on stderr.
+    #[arg(long, env = "LOAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+}
+
+pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
+    install_logging(args.log_format);
+    let subjects = Subjects::new(args.prefix.clone())
+        .map_err(anyhow::Error::msg)
+        .context("--prefix")?;
+    let mut config = ServiceConfig::new(args.nats_url.clone(), subjects, args.stream.clone());
+    config.store.replicas = args.replicas;
+    config.store.duplicate_window = Duration::from_secs(args.duplicate_window_secs);
+    config.store.command_retention = Duration::from_secs(args.command_retention_hours * 3600);
+    config.max_in_flight = args.max_in_flight;
+    config.engine.cache_capacity = args.cache_capacity;
+    config.engine.business_offset =
+        chrono::FixedOffset::east_opt(args.business_utc_offset_hours * 3600)
+            .context("--business-utc-offset-hours must be between -23 and 23")?;
+    config.service_name = args.service_name.clone();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime
+        .block_on(async { run(config, shutdown_signal()).await })
+        .context("the command service failed")?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn install_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
