@@ -1,21 +1,28 @@
 //! A running command service on a throwaway nats-server, and a client that talks to it
 //! as an upstream service would: JSON requests on the command subjects.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use futures::StreamExt;
 use loan_command_service::{ServiceConfig, run};
-use loan_contract::{CommandReply, Subjects};
-use loan_domain::CommandKind;
-use loan_engine::EngineConfig;
+use loan_contract::{AnyEvent, CommandReply, ErrorCode, EventEnvelope, Subjects};
+use loan_domain::loan::{Loan, LoanEvent};
+use loan_domain::{AggregateType, CommandKind};
 use loan_engine::clock::ManualClock;
-use loan_store::jetstream::StoreConfig;
+use loan_engine::{EngineConfig, State};
+use loan_store::jetstream::{JetStreamStore, StoreConfig};
+use loan_store::{AggregateRef, Commit, EventStore};
 use loan_testkit::NatsServer;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+/// The name the service registers under (`$SRV.*.loan-commands`).
+pub(crate) const SERVICE_NAME: &str = "loan-commands";
 
 /// One instance of the service, stoppable.
 pub(crate) struct Instance {
@@ -30,7 +37,10 @@ impl Instance {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), task).await.expect("the service stops within 20 s").expect("service task");
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the service stops within 20 s")
+                .expect("service task");
         }
     }
 }
@@ -57,11 +67,25 @@ impl Harness {
         let prefix = format!("t{}", &id[20..]);
         let stream = format!("EVENTS_{}", &id[20..]).to_uppercase();
         let client = async_nats::connect(server.url()).await.expect("connect");
-        Harness { server, prefix, stream, clock: Arc::new(ManualClock::new(morning("2026-01-05"))), client }
+        Harness {
+            server,
+            prefix,
+            stream,
+            clock: Arc::new(ManualClock::new(morning("2026-01-05"))),
+            client,
+        }
     }
 
     pub(crate) fn subjects(&self) -> Subjects {
         Subjects::new(self.prefix.clone()).expect("valid prefix")
+    }
+
+    /// A cloneable client for sending commands from spawned tasks.
+    pub(crate) fn sender(&self) -> Sender {
+        Sender {
+            client: self.client.clone(),
+            subjects: self.subjects(),
+        }
     }
 
     /// Starts an instance of the service and waits until it answers.
@@ -72,7 +96,7 @@ impl Harness {
             store: StoreConfig::new(self.stream.clone(), self.subjects()),
             engine: EngineConfig::default(),
             max_in_flight: 256,
-            service_name: "loan-commands".into(),
+            service_name: SERVICE_NAME.into(),
             clock: self.clock.clone(),
         };
         let (stop, stopped) = oneshot::channel();
@@ -83,10 +107,16 @@ impl Harness {
             .await
             .expect("service runs");
         });
-        let instance = Instance { stop: Some(stop), task: Some(task) };
+        let instance = Instance {
+            stop: Some(stop),
+            task: Some(task),
+        };
         // Ready when a command subject answers.
         for _ in 0..200 {
-            let probe = self.client.request(self.subjects().command(CommandKind::CaptureLead), "{}".into());
+            let probe = self.client.request(
+                self.subjects().command(CommandKind::CaptureLead),
+                "{}".into(),
+            );
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), probe).await {
                 return instance;
             }
@@ -101,26 +131,30 @@ impl Harness {
 
     /// Sends a raw body to a subject and decodes the reply.
     pub(crate) async fn request_raw(&self, subject: String, body: Vec<u8>) -> CommandReply {
-        let message = tokio::time::timeout(Duration::from_secs(10), self.client.request(subject, body.into()))
-            .await
-            .expect("a reply within 10 s")
-            .expect("request succeeds");
-        serde_json::from_slice(&message.payload).unwrap_or_else(|e| panic!("reply is not a CommandReply ({e}): {}", String::from_utf8_lossy(&message.payload)))
+        self.sender().request_raw(subject, body).await
     }
 
     /// Sends a command with a fresh command id.
-    pub(crate) async fn send(&self, kind: CommandKind, roles: &[&str], payload: Value) -> CommandReply {
-        self.send_with_id(Uuid::now_v7(), kind, roles, payload).await
+    pub(crate) async fn send(
+        &self,
+        kind: CommandKind,
+        roles: &[&str],
+        payload: Value,
+    ) -> CommandReply {
+        self.send_with_id(Uuid::now_v7(), kind, roles, payload)
+            .await
     }
 
-    pub(crate) async fn send_with_id(&self, command_id: Uuid, kind: CommandKind, roles: &[&str], payload: Value) -> CommandReply {
-        let body = json!({
-            "command_id": command_id,
-            "actor": { "id": format!("test-{}", roles.first().copied().unwrap_or("nobody")), "roles": roles },
-            "correlation_id": Uuid::now_v7(),
-            "payload": payload,
-        });
-        self.request_raw(self.subjects().command(kind), serde_json::to_vec(&body).expect("serialise")).await
+    pub(crate) async fn send_with_id(
+        &self,
+        command_id: Uuid,
+        kind: CommandKind,
+        roles: &[&str],
+        payload: Value,
+    ) -> CommandReply {
+        self.sender()
+            .send_with_id(command_id, kind, roles, payload)
+            .await
     }
 
     /// The raw bytes of every message in the stream, and their count.
@@ -129,23 +163,245 @@ impl Harness {
         let stream = js.get_stream(&self.stream).await.expect("stream exists");
         let mut out = Vec::new();
         let mut next = 1;
-        loop {
-            match stream.direct_get_next_for_subject(format!("{}.events.>", self.prefix), Some(next)).await {
-                Ok(message) => {
-                    next = message.sequence + 1;
-                    out.push(message.payload.to_vec());
-                }
-                Err(_) => break,
-            }
+        while let Ok(message) = stream
+            .direct_get_next_for_subject(format!("{}.events.>", self.prefix), Some(next))
+            .await
+        {
+            next = message.sequence + 1;
+            out.push(message.payload.to_vec());
         }
         out
+    }
+
+    /// Every commit in the stream, decoded, in log order.
+    pub(crate) async fn commits(&self) -> Vec<Commit> {
+        self.stream_messages()
+            .await
+            .iter()
+            .map(|bytes| Commit::from_bytes(bytes).expect("every stream message is a commit"))
+            .collect()
+    }
+
+    /// How many messages the stream holds (from the stream's own state).
+    pub(crate) async fn stream_count(&self) -> u64 {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.stream).await.expect("stream exists");
+        stream.get_info().await.expect("stream info").state.messages
+    }
+
+    /// The event store, opened on the test's own connection (as an auditor would).
+    pub(crate) async fn store(&self) -> JetStreamStore {
+        JetStreamStore::open(
+            self.client.clone(),
+            StoreConfig::new(self.stream.clone(), self.subjects()),
+        )
+        .await
+        .expect("open the event store")
+    }
+
+    /// A loan rebuilt from its history in the log, and its version.
+    pub(crate) async fn loan(&self, loan_id: Uuid) -> (Loan, u64) {
+        let aggregate = AggregateRef {
+            aggregate_type: AggregateType::Loan,
+            id: loan_id,
+        };
+        let history = self.store().await.load(aggregate).await.expect("load");
+        let cached = loan_engine::rebuild(aggregate, &history).expect("rebuild");
+        match cached.state {
+            State::Loan(loan) => (loan, cached.version),
+            State::Customer(_) => panic!("{loan_id} rebuilt as a customer"),
+        }
+    }
+
+    /// Collects the answers of every service instance to `$SRV.<verb>.loan-commands`
+    /// until `expected` instances answered (bounded: panics after 10 s).
+    pub(crate) async fn service_answers(&self, verb: &str, expected: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answers = self.service_answers_within(verb, expected).await;
+            if answers.len() >= expected {
+                return answers;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {expected} instances answered $SRV.{verb}.{SERVICE_NAME}: {answers:?}",
+                answers.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One round of `$SRV.<verb>.loan-commands`: answers until `expected` arrived or 1 s passed.
+    async fn service_answers_within(&self, verb: &str, expected: usize) -> Vec<Value> {
+        let inbox = self.client.new_inbox();
+        let mut answers_sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .expect("subscribe");
+        self.client
+            .publish_with_reply(
+                format!("$SRV.{verb}.{SERVICE_NAME}"),
+                inbox,
+                Default::default(),
+            )
+            .await
+            .expect("publish");
+        self.client.flush().await.expect("flush");
+        let mut answers = Vec::new();
+        let window = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(window);
+        while answers.len() < expected {
+            tokio::select! {
+                _ = &mut window => break,
+                Some(message) = answers_sub.next() => {
+                    answers.push(serde_json::from_slice(&message.payload).expect("service answers are JSON"));
+                }
+            }
+        }
+        answers
+    }
+
+    /// Waits until `expected` instances are registered with all their endpoints.
+    pub(crate) async fn wait_for_instances(&self, expected: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let infos = self.service_answers_within("INFO", expected).await;
+            let complete = infos
+                .iter()
+                .filter(|info| {
+                    info["endpoints"].as_array().map(Vec::len) == Some(CommandKind::ALL.len())
+                })
+                .count();
+            if complete >= expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{complete} of {expected} instances registered their endpoints within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Sends commands; cheap to clone into spawned tasks.
+#[derive(Clone)]
+pub(crate) struct Sender {
+    pub client: async_nats::Client,
+    pub subjects: Subjects,
+}
+
+/// The request body of a command.
+pub(crate) fn body(command_id: Uuid, roles: &[&str], payload: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "command_id": command_id,
+        "actor": { "id": format!("test-{}", roles.first().copied().unwrap_or("nobody")), "roles": roles },
+        "correlation_id": Uuid::now_v7(),
+        "payload": payload,
+    }))
+    .expect("serialise")
+}
+
+impl Sender {
+    /// Sends a raw body to a subject and decodes the reply; panics without one in 10 s.
+    pub(crate) async fn request_raw(&self, subject: String, body: Vec<u8>) -> CommandReply {
+        match self
+            .try_request_raw(subject.clone(), body, Duration::from_secs(10))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(error) => panic!("no reply on {subject}: {error}"),
+        }
+    }
+
+    /// Like [`Sender::request_raw`], but a missing reply is an `Err` (outcome unknown).
+    pub(crate) async fn try_request_raw(
+        &self,
+        subject: String,
+        body: Vec<u8>,
+        wait: Duration,
+    ) -> Result<CommandReply, String> {
+        let message = tokio::time::timeout(wait, self.client.request(subject, body.into()))
+            .await
+            .map_err(|_| format!("no reply within {wait:?}"))?
+            .map_err(|e| format!("request failed: {e}"))?;
+        Ok(
+            serde_json::from_slice(&message.payload).unwrap_or_else(|e| {
+                panic!(
+                    "reply is not a CommandReply ({e}): {}",
+                    String::from_utf8_lossy(&message.payload)
+                )
+            }),
+        )
+    }
+
+    pub(crate) async fn send_with_id(
+        &self,
+        command_id: Uuid,
+        kind: CommandKind,
+        roles: &[&str],
+        payload: Value,
+    ) -> CommandReply {
+        self.request_raw(
+            self.subjects.command(kind),
+            body(command_id, roles, payload),
+        )
+        .await
+    }
+
+    /// Sends a command and, as the contract allows, resends it with the same command id
+    /// while the reply is `conflict` (bounded). Returns the final reply and the number of
+    /// `conflict` replies seen.
+    pub(crate) async fn send_until_settled(
+        &self,
+        command_id: Uuid,
+        kind: CommandKind,
+        roles: &[&str],
+        payload: Value,
+    ) -> (CommandReply, u32) {
+        let mut conflicts = 0;
+        loop {
+            let reply = self
+                .send_with_id(command_id, kind, roles, payload.clone())
+                .await;
+            match &reply {
+                CommandReply::Error { error } if error.code == ErrorCode::Conflict => {
+                    conflicts += 1;
+                    assert!(
+                        conflicts < 100,
+                        "command {command_id} still conflicts after 100 attempts"
+                    );
+                }
+                _ => return (reply, conflicts),
+            }
+        }
     }
 }
 
 /// The events of an ok reply; panics with the error otherwise.
 pub(crate) fn ok(reply: CommandReply) -> Vec<String> {
     match reply {
-        CommandReply::Ok { events, .. } => events.iter().map(|e| e.event.type_name().to_owned()).collect(),
+        CommandReply::Ok { events, .. } => events
+            .iter()
+            .map(|e| e.event.type_name().to_owned())
+            .collect(),
+        CommandReply::Error { error } => panic!("command refused: {error:?}"),
+    }
+}
+
+/// The event envelopes of an ok reply; panics with the error otherwise.
+pub(crate) fn ok_events(reply: &CommandReply) -> &[EventEnvelope] {
+    match reply {
+        CommandReply::Ok { events, .. } => events,
+        CommandReply::Error { error } => panic!("command refused: {error:?}"),
+    }
+}
+
+/// The version of an ok reply; panics with the error otherwise.
+pub(crate) fn ok_version(reply: &CommandReply) -> u64 {
+    match reply {
+        CommandReply::Ok { version, .. } => *version,
         CommandReply::Error { error } => panic!("command refused: {error:?}"),
     }
 }
@@ -160,27 +416,45 @@ pub(crate) fn refused(reply: CommandReply) -> loan_contract::ErrorReply {
 
 pub(crate) fn national_id(body17: &str) -> String {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).expect("digit") * w).sum();
+    let sum: u32 = body17
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
+        .sum();
     format!("{body17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+/// The payload of a valid `register_customer`.
+pub(crate) fn registration(customer_id: Uuid) -> Value {
+    json!({
+        "customer_id": customer_id, "name": "Li Wei", "gender": "male", "birth_date": "1988-07-15",
+        "phone": "13912345678", "national_id": national_id("44030419880715123"), "bank_card": "6222021234567890128",
+        "region": "guangdong", "employer": "Pearl River Logistics", "risk_appetite": "balanced", "channel": "app",
+        "financials": { "monthly_income": "25000.00", "monthly_debt_payments": "2000.00", "total_assets": "400000.00", "total_liabilities": "100000.00" }
+    })
 }
 
 /// Registers, verifies and credit-assesses a customer; returns its id.
 pub(crate) async fn onboard_customer(h: &Harness) -> Uuid {
     let customer_id = Uuid::now_v7();
-    ok(h
-        .send(
-            CommandKind::RegisterCustomer,
-            &["customer_service"],
-            json!({
-                "customer_id": customer_id, "name": "Li Wei", "gender": "male", "birth_date": "1988-07-15",
-                "phone": "13912345678", "national_id": national_id("44030419880715123"), "bank_card": "6222021234567890128",
-                "region": "guangdong", "employer": "Pearl River Logistics", "risk_appetite": "balanced", "channel": "app",
-                "financials": { "monthly_income": "25000.00", "monthly_debt_payments": "2000.00", "total_assets": "400000.00", "total_liabilities": "100000.00" }
-            }),
-        )
-        .await);
-    ok(h.send(CommandKind::RecordCreditAssessment, &["system"], json!({ "customer_id": customer_id, "score": 735, "source": "pboc", "assessed_on": h.clock_date() })).await);
-    ok(h.send(CommandKind::VerifyIdentity, &["system"], json!({ "customer_id": customer_id, "method": "face_match", "verified_on": h.clock_date() })).await);
+    ok(h.send(
+        CommandKind::RegisterCustomer,
+        &["customer_service"],
+        registration(customer_id),
+    )
+    .await);
+    ok(h.send(
+        CommandKind::RecordCreditAssessment,
+        &["system"],
+        json!({ "customer_id": customer_id, "score": 735, "source": "pboc", "assessed_on": h.clock_date() }),
+    )
+    .await);
+    ok(h.send(
+        CommandKind::VerifyIdentity,
+        &["system"],
+        json!({ "customer_id": customer_id, "method": "face_match", "verified_on": h.clock_date() }),
+    )
+    .await);
     customer_id
 }
 
@@ -188,31 +462,117 @@ impl Harness {
     /// Today's business date as a string.
     pub(crate) fn clock_date(&self) -> String {
         use loan_engine::clock::Clock;
-        (self.clock.now() + chrono::Duration::hours(8)).date_naive().to_string()
+        (self.clock.now() + chrono::Duration::hours(8))
+            .date_naive()
+            .to_string()
     }
+}
+
+/// The `capture_lead` payload of a 12,000 consumer loan over 12 months.
+pub(crate) fn lead(loan_id: Uuid, customer_id: Uuid) -> Value {
+    json!({ "loan_id": loan_id, "customer_id": customer_id, "channel": "app", "purpose": "consumer", "requested_amount": "12000.00", "currency": "CNY", "term_months": 12 })
+}
+
+/// The annual rate an approval granted (from an `application_approved` event of the reply).
+pub(crate) fn approved_rate(reply: &CommandReply) -> String {
+    ok_events(reply)
+        .iter()
+        .find_map(|envelope| match &envelope.event {
+            AnyEvent::Loan(LoanEvent::ApplicationApproved { annual_rate, .. }) => {
+                Some(annual_rate.to_string())
+            }
+            _ => None,
+        })
+        .expect("the reply approves the application")
+}
+
+/// The `sign_contract` payload on the approved terms (12,000 over 12 months).
+pub(crate) fn contract(loan_id: Uuid, annual_rate: &str, first_due: &str) -> Value {
+    json!({ "loan_id": loan_id, "principal": "12000.00", "annual_rate": annual_rate, "term_months": 12, "method": "equal_installment",
+            "first_due_date": first_due, "grace_days": 3, "daily_penalty_rate": "0.0005" })
+}
+
+/// Takes a new loan of `customer_id` through lead, review, automated approval and
+/// signing (12,000 over 12 months at the approved rate, first due `first_due`) on
+/// `sign_on`; returns the loan id.
+pub(crate) async fn signed_loan(
+    h: &Harness,
+    customer_id: Uuid,
+    sign_on: &str,
+    first_due: &str,
+) -> Uuid {
+    let loan_id = Uuid::now_v7();
+    h.set_today(sign_on);
+    ok(h.send(
+        CommandKind::CaptureLead,
+        &["loan_officer"],
+        lead(loan_id, customer_id),
+    )
+    .await);
+    ok(h.send(
+        CommandKind::SubmitForReview,
+        &["loan_officer"],
+        json!({ "loan_id": loan_id, "documents": ["id_card", "credit_report", "income_proof"] }),
+    )
+    .await);
+    let decision = h
+        .send(
+            CommandKind::DecideAutomatically,
+            &["system"],
+            json!({ "loan_id": loan_id }),
+        )
+        .await;
+    let rate = approved_rate(&decision);
+    assert_eq!(
+        ok(decision),
+        ["automated_decision_made", "application_approved"],
+        "the policy approves this customer"
+    );
+    ok(h.send(
+        CommandKind::SignContract,
+        &["loan_officer"],
+        contract(loan_id, &rate, first_due),
+    )
+    .await);
+    loan_id
 }
 
 /// Takes a new loan of `customer_id` through lead, review, automated approval, signing
 /// (12,000 over 12 months, first due `first_due`) and disbursement on `disburse_on`.
-pub(crate) async fn disbursed_loan(h: &Harness, customer_id: Uuid, disburse_on: &str, first_due: &str) -> Uuid {
-    let loan_id = Uuid::now_v7();
-    h.set_today(disburse_on);
+pub(crate) async fn disbursed_loan(
+    h: &Harness,
+    customer_id: Uuid,
+    disburse_on: &str,
+    first_due: &str,
+) -> Uuid {
+    let loan_id = signed_loan(h, customer_id, disburse_on, first_due).await;
     ok(h.send(
-        CommandKind::CaptureLead,
-        &["loan_officer"],
-        json!({ "loan_id": loan_id, "customer_id": customer_id, "channel": "app", "purpose": "consumer", "requested_amount": "12000.00", "currency": "CNY", "term_months": 12 }),
+        CommandKind::DisburseLoan,
+        &["finance"],
+        json!({ "loan_id": loan_id, "payout_reference": format!("PO-{loan_id}"), "value_date": disburse_on }),
     )
     .await);
-    ok(h.send(CommandKind::SubmitForReview, &["loan_officer"], json!({ "loan_id": loan_id, "documents": ["id_card", "credit_report", "income_proof"] })).await);
-    let decision = ok(h.send(CommandKind::DecideAutomatically, &["system"], json!({ "loan_id": loan_id })).await);
-    assert_eq!(decision, ["automated_decision_made", "application_approved"], "the policy approves this customer");
-    ok(h.send(
-        CommandKind::SignContract,
-        &["loan_officer"],
-        json!({ "loan_id": loan_id, "principal": "12000.00", "annual_rate": "0.1200", "term_months": 12, "method": "equal_installment",
-                "first_due_date": first_due, "grace_days": 3, "daily_penalty_rate": "0.0005" }),
-    )
-    .await);
-    ok(h.send(CommandKind::DisburseLoan, &["finance"], json!({ "loan_id": loan_id, "payout_reference": format!("PO-{loan_id}"), "value_date": disburse_on })).await);
     loan_id
+}
+
+/// Commits per aggregate id, from the log.
+pub(crate) fn commits_per_aggregate(commits: &[Commit]) -> BTreeMap<Uuid, usize> {
+    let mut out = BTreeMap::new();
+    for commit in commits {
+        *out.entry(commit.aggregate.id).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The distinct command ids of the commits in the log; panics if one appears twice.
+pub(crate) fn command_ids(commits: &[Commit]) -> BTreeSet<Uuid> {
+    let mut ids = BTreeSet::new();
+    for commit in commits {
+        assert!(
+            ids.insert(commit.command_id),
+            "command {} has more than one commit in the log",
+            commit.command_id
+        );
+    }
+    ids
 }
