@@ -43,8 +43,9 @@ struct Args {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Loans per caller in the service measurement.
-    #[arg(long, default_value_t = 4)]
+    /// Loans per caller in the service measurement (each loan receives about
+    /// seconds × rate ÷ loans repayments: keep it near a real loan's count).
+    #[arg(long, default_value_t = 32)]
     loans_per_caller: usize,
     /// Durability settings to measure.
     #[arg(long, value_delimiter = ',', default_value = "default,always")]
@@ -339,6 +340,7 @@ async fn service(
         server.url(),
         subjects.clone(),
         format!("SVC_{}_{callers}", &run_id[24..]),
+        loan_command_service::MasterKey::generate(),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(run(config, async {
@@ -356,7 +358,13 @@ async fn service(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let loans = Arc::new(setup_loans(&client, &subjects, callers * loans_per_caller).await?);
+    // Set up the loans from all callers at once (one customer per caller).
+    let setups = (0..callers).map(|_| setup_loans(&client, &subjects, loans_per_caller));
+    let mut loans = Vec::new();
+    for batch in futures::future::join_all(setups).await {
+        loans.extend(batch?);
+    }
+    let loans = Arc::new(loans);
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
     let figures = drive(callers, seconds, move |caller, i| {
         let (client, subjects, loans) = (client.clone(), subjects.clone(), loans.clone());

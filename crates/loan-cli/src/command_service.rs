@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use loan_command_service::{ServiceConfig, run};
+use loan_command_service::{MasterKey, ServiceConfig, run};
 use loan_contract::Subjects;
 
 /// Log output format.
@@ -57,6 +57,12 @@ pub(crate) struct CommandServiceArgs {
         allow_negative_numbers = true
     )]
     business_utc_offset_hours: i32,
+    /// File holding the master key that protects national IDs, bank cards and phone
+    /// numbers at rest: 32 bytes as 64 hex characters or base64 (e.g. a mounted secret).
+    /// Every instance sharing the stream needs the same key; losing it makes all that
+    /// data unreadable (docs/security.md).
+    #[arg(long, env = "LOAN_MASTER_KEY_FILE")]
+    master_key_file: std::path::PathBuf,
     /// Name of the service in `nats micro ls`.
     #[arg(long, env = "LOAN_SERVICE_NAME", default_value = "loan-commands")]
     service_name: String,
@@ -70,7 +76,14 @@ pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
     let subjects = Subjects::new(args.prefix.clone())
         .map_err(anyhow::Error::msg)
         .context("--prefix")?;
-    let mut config = ServiceConfig::new(args.nats_url.clone(), subjects, args.stream.clone());
+    let master_key = MasterKey::read_file(&args.master_key_file)
+        .with_context(|| format!("--master-key-file {}", args.master_key_file.display()))?;
+    let mut config = ServiceConfig::new(
+        args.nats_url.clone(),
+        subjects,
+        args.stream.clone(),
+        master_key,
+    );
     config.store.replicas = args.replicas;
     config.store.duplicate_window = Duration::from_secs(args.duplicate_window_secs);
     config.store.command_retention = Duration::from_secs(args.command_retention_hours * 3600);

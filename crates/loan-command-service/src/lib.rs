@@ -11,6 +11,8 @@
 //!   its own task inside a span carrying the subject.
 //! * Graceful shutdown: when `shutdown` completes, the endpoints stop taking requests,
 //!   in-flight commands finish and reply, then `run` returns.
+//! * Sensitive fields are encrypted with per-customer data keys kept, wrapped by the
+//!   configured master key, in the KV bucket `<stream>_KEYS` (docs/security.md).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,9 +22,11 @@ use async_nats::service::ServiceExt;
 use futures::StreamExt;
 use loan_contract::{CommandReply, ErrorCode, Subjects};
 use loan_domain::CommandKind;
+pub use loan_engine::MasterKey;
 use loan_engine::clock::Clock;
-use loan_engine::{Engine, EngineConfig};
+use loan_engine::{Engine, EngineConfig, Vault};
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
+use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -38,11 +42,20 @@ pub struct ServiceConfig {
     /// Name under which the service registers (`nats micro ls`).
     pub service_name: String,
     pub clock: Arc<dyn Clock>,
+    /// Root of the keys that encrypt sensitive fields; every instance sharing the stream
+    /// must have the same one (docs/security.md).
+    pub master_key: MasterKey,
 }
 
 impl ServiceConfig {
-    /// Defaults for everything but where NATS is and which subject prefix/stream to use.
-    pub fn new(nats_url: impl Into<String>, subjects: Subjects, stream: impl Into<String>) -> Self {
+    /// Defaults for everything but where NATS is, which subject prefix/stream to use, and
+    /// the master key.
+    pub fn new(
+        nats_url: impl Into<String>,
+        subjects: Subjects,
+        stream: impl Into<String>,
+        master_key: MasterKey,
+    ) -> Self {
         ServiceConfig {
             nats_url: nats_url.into(),
             store: StoreConfig::new(stream, subjects.clone()),
@@ -51,6 +64,7 @@ impl ServiceConfig {
             max_in_flight: 256,
             service_name: "loan-commands".into(),
             clock: Arc::new(loan_engine::clock::SystemClock),
+            master_key,
         }
     }
 }
@@ -75,18 +89,32 @@ pub async fn run(
     config: ServiceConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("{} command service", config.service_name))
-        .connect(&config.nats_url)
-        .await
-        .map_err(|source| ServiceError::Connect {
-            url: config.nats_url.clone(),
-            source,
-        })?;
+    // Two connections: `intake` carries the service endpoints and is drained on shutdown
+    // (unsubscribe with a server round trip, so no routed request is lost); `client`
+    // carries the event store and the replies, and stays open until the drain is done.
+    let connect = |role: &'static str| {
+        let url = config.nats_url.clone();
+        let name = format!("{} command service ({role})", config.service_name);
+        async move {
+            async_nats::ConnectOptions::new()
+                .name(name)
+                .connect(&url)
+                .await
+                .map_err(|source| ServiceError::Connect { url, source })
+        }
+    };
+    let client = connect("store").await?;
+    let intake = connect("intake").await?;
     let store = JetStreamStore::open(client.clone(), config.store.clone()).await?;
-    let engine = Arc::new(Engine::new(store, config.engine.clone()));
+    let keys = JetStreamKeyStore::open(
+        client.clone(),
+        KeyStoreConfig::for_stream(&config.store.stream, config.store.replicas),
+    )
+    .await?;
+    let vault = Vault::new(&config.master_key, Arc::new(keys));
+    let engine = Arc::new(Engine::new(store, vault, config.engine.clone()));
 
-    let service = client
+    let service = intake
         .service_builder()
         .description("Loan lifecycle engine: commands in, events appended to JetStream.")
         .start(&config.service_name, env!("CARGO_PKG_VERSION"))
@@ -102,7 +130,7 @@ pub async fn run(
             .map_err(|e| ServiceError::Register(e.to_string()))?;
         endpoints.push((kind, endpoint));
     }
-    let mut unknown = client
+    let mut unknown = intake
         .queue_subscribe(
             config.subjects.all_commands(),
             format!("{}-unknown", config.service_name),
@@ -119,19 +147,42 @@ pub async fn run(
             .map(|(kind, endpoint)| endpoint.map(move |request| (kind, request))),
     );
     tokio::pin!(shutdown);
+    // Set (under the write lock) before the intake connection drains: replies then go
+    // through `client`. A reply through the service holds the read lock while it is
+    // enqueued, so none can slip in between the flag, the flush and the drain.
+    let draining = Arc::new(tokio::sync::RwLock::new(false));
+    let dispatch = |in_flight: &mut JoinSet<()>,
+                    permit,
+                    kind: CommandKind,
+                    request: async_nats::service::Request| {
+        let engine = engine.clone();
+        let clock = config.clock.clone();
+        let client = client.clone();
+        let draining = draining.clone();
+        let span = info_span!(
+            "command",
+            command = %kind,
+            subject = %request.message.subject,
+            command_id = tracing::field::Empty,
+            correlation_id = tracing::field::Empty
+        );
+        in_flight.spawn(
+            async move {
+                let reply = engine
+                    .execute(kind, &request.message.payload, clock.now())
+                    .await;
+                respond(&request, &reply, &client, &draining).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    };
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             Some((kind, request)) = requests.next() => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                let engine = engine.clone();
-                let clock = config.clock.clone();
-                let span = info_span!("command", command = %kind, subject = %request.message.subject, command_id = tracing::field::Empty, correlation_id = tracing::field::Empty);
-                in_flight.spawn(async move {
-                    let reply = engine.execute(kind, &request.message.payload, clock.now()).await;
-                    respond(&request, &reply).await;
-                    drop(permit);
-                }.instrument(span));
+                dispatch(&mut in_flight, permit, kind, request);
             }
             Some(message) = unknown.next() => {
                 if config.subjects.command_kind(&message.subject).is_none() {
@@ -149,19 +200,35 @@ pub async fn run(
         }
     }
 
+    // Stop intake: draining the intake connection unsubscribes every endpoint with a
+    // server round trip, so the queue group routes new requests to other instances and
+    // every request already routed here is still delivered. Answer those, then wait for
+    // everything in flight.
     info!(
         in_flight = in_flight.len(),
         "shutting down: no new commands, draining"
     );
+    *draining.write().await = true;
+    if let Err(error) = intake.flush().await {
+        warn!(%error, "flushing replies on the intake connection");
+    }
+    if let Err(error) = intake.drain().await {
+        warn!(%error, "draining the intake connection");
+    }
+    let drain_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Ok(Some((kind, request))) =
+        tokio::time::timeout_at(drain_deadline, requests.next()).await
+    {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        dispatch(&mut in_flight, permit, kind, request);
+    }
     drop(requests);
-    let _ = unknown.unsubscribe().await;
     while let Some(finished) = in_flight.join_next().await {
         if let Err(panic) = finished {
             error!(%panic, "a command task panicked");
         }
-    }
-    if let Err(error) = service.stop().await {
-        warn!(%error, "stopping the service registration");
     }
     if tokio::time::timeout(Duration::from_secs(5), client.flush())
         .await
@@ -173,9 +240,26 @@ pub async fn run(
     Ok(())
 }
 
-async fn respond(request: &async_nats::service::Request, reply: &CommandReply) {
-    let body = serde_json::to_vec(reply).unwrap_or_default();
-    if let Err(error) = request.respond(Ok(body.into())).await {
+/// Replies through the service (so `$SRV.STATS` counts it); once the intake connection
+/// is draining at shutdown, through the store connection, which stays open until every
+/// reply is sent.
+async fn respond(
+    request: &async_nats::service::Request,
+    reply: &CommandReply,
+    client: &async_nats::Client,
+    draining: &tokio::sync::RwLock<bool>,
+) {
+    let body: bytes::Bytes = serde_json::to_vec(reply).unwrap_or_default().into();
+    {
+        let draining = draining.read().await;
+        if !*draining && request.respond(Ok(body.clone())).await.is_ok() {
+            return;
+        }
+    }
+    let Some(reply_to) = request.message.reply.clone() else {
+        return;
+    };
+    if let Err(error) = client.publish(reply_to, body).await {
         warn!(%error, "could not send the reply");
     }
 }

@@ -69,6 +69,7 @@ impl AnyCommand {
             AnyCommand::Customer(C::UpdateFinancials(p)) => serde_json::to_value(p),
             AnyCommand::Customer(C::RecordCreditAssessment(p)) => serde_json::to_value(p),
             AnyCommand::Customer(C::VerifyIdentity(p)) => serde_json::to_value(p),
+            AnyCommand::Customer(C::Erase(p)) => serde_json::to_value(p),
             AnyCommand::Loan(L::CaptureLead(p)) => serde_json::to_value(p),
             AnyCommand::Loan(L::AssignOfficer(p)) => serde_json::to_value(p),
             AnyCommand::Loan(L::LogFollowUp(p)) => serde_json::to_value(p),
@@ -139,6 +140,9 @@ pub fn decode_command(kind: CommandKind, body: &[u8]) -> Result<DecodedCommand, 
         K::VerifyIdentity => {
             typed::<customer::VerifyIdentity>(body, |p| AnyCommand::Customer(C::VerifyIdentity(p)))
         }
+        K::EraseCustomer => {
+            typed::<customer::EraseCustomer>(body, |p| AnyCommand::Customer(C::Erase(p)))
+        }
         K::CaptureLead => typed::<loan::CaptureLead>(body, |p| AnyCommand::Loan(L::CaptureLead(p))),
         K::AssignOfficer => {
             typed::<loan::AssignOfficer>(body, |p| AnyCommand::Loan(L::AssignOfficer(p)))
@@ -189,7 +193,7 @@ fn typed<P: DeserializeOwned>(
         .map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
-            let field = (path != ".").then_some(path);
+            let field = field_of(&path, &inner);
             let code = match inner.classify() {
                 serde_json::error::Category::Data => ErrorCode::ValidationFailed,
                 _ => ErrorCode::Malformed,
@@ -222,6 +226,21 @@ fn typed<P: DeserializeOwned>(
         },
         command: wrap(payload),
     })
+}
+
+/// The offending field: serde's path, completed with the name of a missing field (serde
+/// reports a missing field at its parent object).
+fn field_of(path: &str, error: &serde_json::Error) -> Option<String> {
+    let text = error.to_string();
+    let missing = text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => Some(name.to_owned()),
+        (".", None) => None,
+        (parent, Some(name)) => Some(format!("{parent}.{name}")),
+        (path, None) => Some(path.to_owned()),
+    }
 }
 
 /// serde_json's message without its line/column suffix when a field path is reported.

@@ -53,6 +53,7 @@ fn command_schema(kind: CommandKind) -> Value {
             schema_of::<CommandEnvelope<customer::RecordCreditAssessment>>(&id, &title)
         }
         K::VerifyIdentity => schema_of::<CommandEnvelope<customer::VerifyIdentity>>(&id, &title),
+        K::EraseCustomer => schema_of::<CommandEnvelope<customer::EraseCustomer>>(&id, &title),
         K::CaptureLead => schema_of::<CommandEnvelope<loan::CaptureLead>>(&id, &title),
         K::AssignOfficer => schema_of::<CommandEnvelope<loan::AssignOfficer>>(&id, &title),
         K::LogFollowUp => schema_of::<CommandEnvelope<loan::LogFollowUp>>(&id, &title),

@@ -33,10 +33,13 @@ pub enum Role {
     Collector,
     /// Automated processes (payment gateway, daily sweep, decision engine).
     System,
+    /// Handles data subject requests; the only role that may erase a customer's personal
+    /// data (kept apart from the credit and servicing roles on purpose).
+    DataProtectionOfficer,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::CustomerService,
         Role::LoanOfficer,
         Role::SalesManager,
@@ -46,6 +49,7 @@ impl Role {
         Role::RiskManager,
         Role::Collector,
         Role::System,
+        Role::DataProtectionOfficer,
     ];
 
     /// Stable snake_case name, as on the wire.
@@ -60,6 +64,7 @@ impl Role {
             Role::RiskManager => "risk_manager",
             Role::Collector => "collector",
             Role::System => "system",
+            Role::DataProtectionOfficer => "data_protection_officer",
         }
     }
 }
@@ -111,6 +116,7 @@ pub enum CommandKind {
     UpdateFinancials,
     RecordCreditAssessment,
     VerifyIdentity,
+    EraseCustomer,
     CaptureLead,
     AssignOfficer,
     LogFollowUp,
@@ -147,13 +153,14 @@ impl AggregateType {
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 20] = [
+    pub const ALL: [CommandKind; 21] = [
         CommandKind::RegisterCustomer,
         CommandKind::UpdateContact,
         CommandKind::UpdateEmployment,
         CommandKind::UpdateFinancials,
         CommandKind::RecordCreditAssessment,
         CommandKind::VerifyIdentity,
+        CommandKind::EraseCustomer,
         CommandKind::CaptureLead,
         CommandKind::AssignOfficer,
         CommandKind::LogFollowUp,
@@ -179,6 +186,7 @@ impl CommandKind {
             CommandKind::UpdateFinancials => "update_financials",
             CommandKind::RecordCreditAssessment => "record_credit_assessment",
             CommandKind::VerifyIdentity => "verify_identity",
+            CommandKind::EraseCustomer => "erase_customer",
             CommandKind::CaptureLead => "capture_lead",
             CommandKind::AssignOfficer => "assign_officer",
             CommandKind::LogFollowUp => "log_follow_up",
@@ -203,7 +211,8 @@ impl CommandKind {
             | CommandKind::UpdateEmployment
             | CommandKind::UpdateFinancials
             | CommandKind::RecordCreditAssessment
-            | CommandKind::VerifyIdentity => AggregateType::Customer,
+            | CommandKind::VerifyIdentity
+            | CommandKind::EraseCustomer => AggregateType::Customer,
             _ => AggregateType::Loan,
         }
     }
@@ -219,6 +228,7 @@ impl CommandKind {
             CommandKind::UpdateFinancials => &[CustomerService, LoanOfficer, Underwriter],
             CommandKind::RecordCreditAssessment => &[Underwriter, RiskManager, System],
             CommandKind::VerifyIdentity => &[CustomerService, Underwriter, System],
+            CommandKind::EraseCustomer => &[DataProtectionOfficer],
             CommandKind::CaptureLead => &[LoanOfficer, CustomerService, System],
             CommandKind::AssignOfficer => &[SalesManager, System],
             CommandKind::LogFollowUp => &[LoanOfficer, SalesManager],

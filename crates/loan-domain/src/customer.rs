@@ -5,9 +5,23 @@
 //! non-negative financial figures. Contact, employment and financials change over time;
 //! credit assessments accumulate (the latest one counts); identity verification is a
 //! one-way flag that disbursement depends on.
+//!
+//! **Erasure.** A data protection officer can erase a customer (`erase_customer`): the
+//! engine destroys the customer's data key, so the encrypted national ID, bank card and
+//! phone in the history can no longer be read anywhere (crypto-shredding). The history
+//! itself stays intact and replayable: events carry these values as [`Sensitive`], which
+//! the engine's loader decodes as [`Sensitive::Erased`] once the key is gone, and the
+//! `customer_erased` event moves the customer to [`Customer::Erased`], in which no
+//! further customer command is accepted and no new lending is allowed (the customer's
+//! existing loans keep being serviced).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::{Datelike, NaiveDate};
 use schemars::JsonSchema;
+use serde::de::{self, IntoDeserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::access::CommandKind;
@@ -24,6 +38,149 @@ pub const MAX_AGE: i32 = 75;
 /// Credit score range accepted (covers PBOC-style and FICO-style scales).
 pub const MIN_CREDIT_SCORE: u16 = 300;
 pub const MAX_CREDIT_SCORE: u16 = 900;
+
+/// What an erased sensitive value shows as: in `Display`, and on the wire in place of the
+/// value.
+pub const ERASED: &str = "erased";
+
+/// A sensitive value (national ID, bank card, phone) as far as it is still known: the
+/// value, or [`Sensitive::Erased`] once the customer was crypto-shredded and its data key
+/// destroyed.
+///
+/// On the wire a known value is the value itself (the contract form of events did not
+/// change when erasure was introduced) and an erased one is the string `"erased"`, which
+/// no valid national ID, card or phone number can be. `Debug` and `Display` show no more
+/// than the value's own masked form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Sensitive<T> {
+    Known(T),
+    Erased,
+}
+
+impl<T> Sensitive<T> {
+    /// The value, unless it was erased.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Sensitive::Known(value) => Some(value),
+            Sensitive::Erased => None,
+        }
+    }
+
+    pub fn is_erased(&self) -> bool {
+        matches!(self, Sensitive::Erased)
+    }
+}
+
+impl<T> From<T> for Sensitive<T> {
+    fn from(value: T) -> Self {
+        Sensitive::Known(value)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Sensitive<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sensitive::Known(value) => value.fmt(f),
+            Sensitive::Erased => f.pad(ERASED),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Sensitive<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Sensitive::Known(value) => value.serialize(serializer),
+            Sensitive::Erased => serializer.serialize_str(ERASED),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sensitive<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let visitor = SensitiveVisitor(PhantomData);
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_any(visitor)
+        } else {
+            deserializer.deserialize_str(visitor)
+        }
+    }
+}
+
+/// Accepts `"erased"` or whatever string `T` accepts; refuses non-strings without echoing
+/// them (they may be a card number sent as a number).
+struct SensitiveVisitor<T>(PhantomData<T>);
+
+/// The refusal of a non-string, which never echoes it.
+fn not_a_string<T, E: de::Error>(expected: &dyn de::Expected) -> Result<Sensitive<T>, E> {
+    Err(E::invalid_type(
+        Unexpected::Other("a non-string value"),
+        expected,
+    ))
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SensitiveVisitor<T> {
+    type Value = Sensitive<T>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a sensitive value as a string, or \"erased\"")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        if value == ERASED {
+            return Ok(Sensitive::Erased);
+        }
+        let inner: de::value::StrDeserializer<'_, E> = value.into_deserializer();
+        T::deserialize(inner).map(Sensitive::Known)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        not_a_string(&self)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sensitive<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Sensitive_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let known = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "description": "The value, or \"erased\" once the customer was crypto-shredded. This describes the event as the engine decodes it; in the event log the value is stored encrypted (an object {enc, key, nonce, ct}, see docs/security.md).",
+            "anyOf": [
+                known,
+                {
+                    "const": ERASED,
+                    "description": "The value was crypto-shredded: the customer was erased and the key that encrypted it destroyed."
+                }
+            ]
+        })
+    }
+}
 
 /// How much risk the customer says they accept (from the suitability questionnaire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -134,6 +291,16 @@ pub struct VerifyIdentity {
     pub verified_on: NaiveDate,
 }
 
+/// `erase_customer`: crypto-shred the customer's sensitive data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseCustomer {
+    pub customer_id: CustomerId,
+    /// Why, for the audit trail, e.g. the data subject request it fulfils. Stored in
+    /// clear: must not itself contain personal data.
+    pub reason: String,
+}
+
 /// A command addressed to a customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CustomerCommand {
@@ -143,6 +310,7 @@ pub enum CustomerCommand {
     UpdateFinancials(UpdateFinancials),
     RecordCreditAssessment(RecordCreditAssessment),
     VerifyIdentity(VerifyIdentity),
+    Erase(EraseCustomer),
 }
 
 impl CustomerCommand {
@@ -154,6 +322,7 @@ impl CustomerCommand {
             CustomerCommand::UpdateFinancials(_) => CommandKind::UpdateFinancials,
             CustomerCommand::RecordCreditAssessment(_) => CommandKind::RecordCreditAssessment,
             CustomerCommand::VerifyIdentity(_) => CommandKind::VerifyIdentity,
+            CustomerCommand::Erase(_) => CommandKind::EraseCustomer,
         }
     }
 
@@ -165,6 +334,7 @@ impl CustomerCommand {
             CustomerCommand::UpdateFinancials(c) => c.customer_id,
             CustomerCommand::RecordCreditAssessment(c) => c.customer_id,
             CustomerCommand::VerifyIdentity(c) => c.customer_id,
+            CustomerCommand::Erase(c) => c.customer_id,
         }
     }
 }
@@ -178,9 +348,9 @@ pub enum CustomerEvent {
         name: String,
         gender: Gender,
         birth_date: NaiveDate,
-        phone: PhoneNumber,
-        national_id: NationalId,
-        bank_card: BankCard,
+        phone: Sensitive<PhoneNumber>,
+        national_id: Sensitive<NationalId>,
+        bank_card: Sensitive<BankCard>,
         region: String,
         employer: Option<String>,
         financials: Financials,
@@ -189,7 +359,7 @@ pub enum CustomerEvent {
         registered_on: NaiveDate,
     },
     ContactUpdated {
-        phone: Option<PhoneNumber>,
+        phone: Option<Sensitive<PhoneNumber>>,
         region: Option<String>,
     },
     EmploymentUpdated {
@@ -207,6 +377,11 @@ pub enum CustomerEvent {
         method: String,
         verified_on: NaiveDate,
     },
+    /// The customer's data key was destroyed: sensitive values are unreadable from now on.
+    CustomerErased {
+        reason: String,
+        erased_on: NaiveDate,
+    },
 }
 
 impl CustomerEvent {
@@ -219,6 +394,7 @@ impl CustomerEvent {
             CustomerEvent::FinancialsUpdated { .. } => "financials_updated",
             CustomerEvent::CreditAssessed { .. } => "credit_assessed",
             CustomerEvent::IdentityVerified { .. } => "identity_verified",
+            CustomerEvent::CustomerErased { .. } => "customer_erased",
         }
     }
 }
@@ -238,9 +414,9 @@ pub struct Profile {
     pub name: String,
     pub gender: Gender,
     pub birth_date: NaiveDate,
-    pub phone: PhoneNumber,
-    pub national_id: NationalId,
-    pub bank_card: BankCard,
+    pub phone: Sensitive<PhoneNumber>,
+    pub national_id: Sensitive<NationalId>,
+    pub bank_card: Sensitive<BankCard>,
     pub region: String,
     pub employer: Option<String>,
     pub financials: Financials,
@@ -250,6 +426,8 @@ pub struct Profile {
     pub identity_verified_on: Option<NaiveDate>,
     /// In the order recorded; the latest by `assessed_on` (then recording order) counts.
     pub credit_assessments: Vec<CreditAssessment>,
+    /// When the customer was erased (only in [`Customer::Erased`]).
+    pub erased_on: Option<NaiveDate>,
 }
 
 impl Profile {
@@ -289,6 +467,9 @@ pub enum Customer {
     #[default]
     Unregistered,
     Registered(Box<Profile>),
+    /// Crypto-shredded: national ID, bank card and phone are [`Sensitive::Erased`]; the
+    /// rest of the profile stays for servicing and reporting. Final.
+    Erased(Box<Profile>),
 }
 
 impl Customer {
@@ -296,14 +477,20 @@ impl Customer {
         match self {
             Customer::Unregistered => "unregistered",
             Customer::Registered(_) => "registered",
+            Customer::Erased(_) => "erased",
         }
     }
 
+    /// The profile of a registered or erased customer.
     pub fn profile(&self) -> Option<&Profile> {
         match self {
-            Customer::Registered(profile) => Some(profile),
+            Customer::Registered(profile) | Customer::Erased(profile) => Some(profile),
             Customer::Unregistered => None,
         }
+    }
+
+    pub fn is_erased(&self) -> bool {
+        matches!(self, Customer::Erased(_))
     }
 
     /// Rebuilds a customer from its events.
@@ -380,9 +567,9 @@ pub fn decide(
                 name,
                 gender: c.gender,
                 birth_date: c.birth_date,
-                phone: c.phone.clone(),
-                national_id: c.national_id.clone(),
-                bank_card: c.bank_card.clone(),
+                phone: Sensitive::Known(c.phone.clone()),
+                national_id: Sensitive::Known(c.national_id.clone()),
+                bank_card: Sensitive::Known(c.bank_card.clone()),
                 region,
                 employer,
                 financials: c.financials,
@@ -391,7 +578,7 @@ pub fn decide(
                 registered_on: ctx.today,
             }])
         }
-        (Customer::Registered(p), CustomerCommand::Register(_)) => {
+        (Customer::Registered(p) | Customer::Erased(p), CustomerCommand::Register(_)) => {
             Err(DomainError::AlreadyExists {
                 kind: "customer",
                 id: p.customer_id.to_string(),
@@ -401,6 +588,20 @@ pub fn decide(
             kind: "customer",
             id: command.customer_id().to_string(),
         }),
+        (Customer::Erased(_), CustomerCommand::Erase(c)) => {
+            // Erasing again changes nothing (the engine still makes sure the key is gone).
+            text::required("reason", &c.reason, 256)?;
+            Ok(vec![])
+        }
+        // An erased customer is final: no new personal data, no new assessments.
+        (Customer::Erased(_), _) => Err(refuse()),
+        (Customer::Registered(_), CustomerCommand::Erase(c)) => {
+            let reason = text::required("reason", &c.reason, 256)?;
+            Ok(vec![CustomerEvent::CustomerErased {
+                reason,
+                erased_on: ctx.today,
+            }])
+        }
         (Customer::Registered(p), CustomerCommand::UpdateContact(c)) => {
             if c.phone.is_none() && c.region.is_none() {
                 return Err(DomainError::validation(
@@ -412,7 +613,11 @@ pub fn decide(
                 Some(region) => Some(text::required("region", region, 64)?),
                 None => None,
             };
-            let phone = c.phone.clone().filter(|phone| *phone != p.phone);
+            let phone = c
+                .phone
+                .clone()
+                .map(Sensitive::Known)
+                .filter(|phone| *phone != p.phone);
             let region = region.filter(|region| *region != p.region);
             if phone.is_none() && region.is_none() {
                 return Ok(vec![]);
@@ -456,8 +661,18 @@ pub fn decide(
         (Customer::Registered(p), CustomerCommand::VerifyIdentity(c)) => {
             let method = text::label("method", &c.method)?;
             not_in_future("verified_on", c.verified_on, ctx.today)?;
+            if c.verified_on < p.registered_on {
+                return Err(DomainError::validation(
+                    "verified_on",
+                    format!(
+                        "{} is before the customer was registered ({})",
+                        c.verified_on, p.registered_on
+                    ),
+                ));
+            }
+            // Verification is one-way: verifying again (by any method) changes nothing.
             if p.identity_verified() {
-                return Err(refuse());
+                return Ok(vec![]);
             }
             Ok(vec![CustomerEvent::IdentityVerified {
                 method,
@@ -504,6 +719,7 @@ pub fn evolve(customer: Customer, event: &CustomerEvent) -> Customer {
             registered_on: *registered_on,
             identity_verified_on: None,
             credit_assessments: Vec::new(),
+            erased_on: None,
         })),
         (Customer::Registered(mut p), event) => {
             match event {
@@ -530,9 +746,52 @@ pub fn evolve(customer: Customer, event: &CustomerEvent) -> Customer {
                 CustomerEvent::IdentityVerified { verified_on, .. } => {
                     p.identity_verified_on = Some(*verified_on)
                 }
+                CustomerEvent::CustomerErased { erased_on, .. } => {
+                    p.national_id = Sensitive::Erased;
+                    p.bank_card = Sensitive::Erased;
+                    p.phone = Sensitive::Erased;
+                    p.erased_on = Some(*erased_on);
+                    return Customer::Erased(p);
+                }
             }
             Customer::Registered(p)
         }
         (customer, _) => customer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_values_are_the_value_on_the_wire_or_erased() {
+        let phone = PhoneNumber::parse("13812345678").expect("valid");
+        let known = Sensitive::Known(phone.clone());
+        assert_eq!(
+            serde_json::to_string(&known).expect("json"),
+            "\"13812345678\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Sensitive::<PhoneNumber>::Erased).expect("json"),
+            "\"erased\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Sensitive<PhoneNumber>>("\"+86 138 1234 5678\"").ok(),
+            Some(known.clone())
+        );
+        assert_eq!(
+            serde_json::from_str::<Sensitive<PhoneNumber>>("\"erased\"").ok(),
+            Some(Sensitive::Erased)
+        );
+        assert_eq!(known.to_string(), "138****5678");
+        assert_eq!(format!("{known:?}"), "Known(PhoneNumber(\"138****5678\"))");
+        assert_eq!(Sensitive::<PhoneNumber>::Erased.to_string(), "erased");
+        for bad in ["\"12812345678\"", "13812345678", "null"] {
+            let error = serde_json::from_str::<Sensitive<PhoneNumber>>(bad)
+                .expect_err("refused")
+                .to_string();
+            assert!(!error.contains("2812345678"), "echoes the input: {error}");
+        }
     }
 }

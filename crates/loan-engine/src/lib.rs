@@ -14,10 +14,15 @@
 //!    the aggregate's last log position; on a conflict, drop the cached state, reload
 //!    and decide again, up to [`EngineConfig::max_attempts`] times, then reply `conflict`;
 //! 6. remember the command id, update the cache, reply with the events.
+//!
+//! Sensitive fields are encrypted on the way to the store and decrypted on the way back
+//! ([`vault`], `codec`); after `erase_customer` the customer's data key is destroyed
+//! before the reply (docs/security.md).
 
 mod cache;
 pub mod clock;
 mod codec;
+pub mod vault;
 
 use std::sync::Mutex;
 
@@ -30,13 +35,12 @@ use loan_contract::{
 use loan_domain::customer::{self, Customer};
 use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
-use loan_store::{
-    AggregateRef, Appended, CommandRecord, Commit, EventStore, History, StoreError, request_digest,
-};
+use loan_store::{AggregateRef, Appended, CommandRecord, Commit, EventStore, History, StoreError};
 
 pub use cache::{Cached, State};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
+pub use vault::{MasterKey, Vault};
 
 use crate::cache::AggregateCache;
 
@@ -51,6 +55,9 @@ pub struct EngineConfig {
     pub cache_capacity: usize,
     /// Attempts of one command under concurrent writers before answering `conflict`.
     pub max_attempts: u32,
+    /// UUID v7 command ids younger than this skip the idempotency lookup (see
+    /// `execute`). Must be well inside the log's duplicate window (default: half of 120 s).
+    pub dedup_trust_window: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -60,13 +67,15 @@ impl Default for EngineConfig {
             business_offset: FixedOffset::east_opt(8 * 3600).expect("valid offset"),
             cache_capacity: 100_000,
             max_attempts: 5,
+            dedup_trust_window: std::time::Duration::from_secs(60),
         }
     }
 }
 
 /// Decides and records commands against an [`EventStore`].
 pub struct Engine<S> {
-    store: S,
+    store: std::sync::Arc<S>,
+    vault: Vault,
     config: EngineConfig,
     cache: Mutex<AggregateCache>,
 }
@@ -119,10 +128,11 @@ fn store_error_reply(error: &StoreError) -> ErrorReply {
 }
 
 impl<S: EventStore> Engine<S> {
-    pub fn new(store: S, config: EngineConfig) -> Self {
+    pub fn new(store: S, vault: Vault, config: EngineConfig) -> Self {
         let cache = Mutex::new(AggregateCache::new(config.cache_capacity));
         Engine {
-            store,
+            store: std::sync::Arc::new(store),
+            vault,
             config,
             cache,
         }
@@ -150,7 +160,11 @@ impl<S: EventStore> Engine<S> {
             "correlation_id",
             tracing::field::display(decoded.envelope.correlation_id),
         );
-        match self.execute_decoded(&decoded, now).await {
+        let outcome = match self.execute_decoded(&decoded, now).await {
+            Ok(reply) => self.shred_if_erased(&decoded.command, reply).await,
+            Err(failure) => Err(failure),
+        };
+        match outcome {
             Ok(reply) => reply,
             Err(Failure::Reply(error)) => {
                 debug!(%command_id, command = %kind, code = ?error.code, "command refused");
@@ -165,16 +179,42 @@ impl<S: EventStore> Engine<S> {
         }
     }
 
+    /// Once `erase_customer` is recorded (or found recorded, or already in force), the
+    /// customer's data key is destroyed before the reply; a retry of the same command
+    /// completes an erasure whose key destruction failed.
+    async fn shred_if_erased(
+        &self,
+        command: &AnyCommand,
+        reply: CommandReply,
+    ) -> Result<CommandReply, Failure> {
+        if let (
+            AnyCommand::Customer(customer::CustomerCommand::Erase(c)),
+            CommandReply::Ok { .. },
+        ) = (command, &reply)
+        {
+            self.vault.destroy(c.customer_id.0).await?;
+            info!(customer_id = %c.customer_id, "customer erased: data key destroyed");
+        }
+        Ok(reply)
+    }
+
     async fn execute_decoded(
         &self,
         decoded: &DecodedCommand,
         now: DateTime<Utc>,
     ) -> Result<CommandReply, Failure> {
         let command_id = decoded.envelope.command_id;
-        let digest = request_digest(&decoded.command.payload_json());
+        let digest = self.vault.request_digest(&decoded.command.payload_json());
         let aggregate = aggregate_of(&decoded.command);
-        if let Some(record) = self.store.recall_command(command_id).await? {
-            return self.replay_reply(command_id, &record, &digest).await;
+        // A young UUID v7 command id cannot be older than the log's deduplication window:
+        // a retry of it is caught by the aggregate's recent commands or by the log's own
+        // deduplication, so the lookup (one round trip) is skipped on the hot path.
+        if !recent_v7(command_id, now, self.config.dedup_trust_window) {
+            if let Some(record) = self.store.recall_command(command_id).await? {
+                return self
+                    .replay_reply(command_id, aggregate, &record, &digest)
+                    .await;
+            }
         }
         let today: NaiveDate = now.with_timezone(&self.config.business_offset).date_naive();
         let actor = &decoded.envelope.actor;
@@ -194,7 +234,9 @@ impl<S: EventStore> Engine<S> {
                     version: previous.version,
                     position: Some(previous.position),
                 };
-                return self.replay_reply(command_id, &record, &digest).await;
+                return self
+                    .replay_reply(command_id, aggregate, &record, &digest)
+                    .await;
             }
             if let Some(expected) = decoded.envelope.expected_version {
                 if expected != cached.version {
@@ -243,7 +285,7 @@ impl<S: EventStore> Engine<S> {
                 version: cached.version + sealed.len() as u64,
                 recorded_at: now,
                 request_digest: digest.clone(),
-                events: codec::to_stored(&sealed),
+                events: codec::encode(&self.vault, &sealed).await?,
             };
             match self.store.append(&commit, cached.last_position).await {
                 Ok(Appended::Stored { position }) => {
@@ -254,7 +296,7 @@ impl<S: EventStore> Engine<S> {
                         version: commit.version,
                         position: Some(position),
                     };
-                    self.store.remember_command(command_id, &record).await?;
+                    self.remember_in_background(command_id, record);
                     info!(%command_id, aggregate = %aggregate, version = commit.version, position, "commit appended");
                     return Ok(CommandReply::Ok {
                         aggregate_type: aggregate.aggregate_type,
@@ -264,14 +306,27 @@ impl<S: EventStore> Engine<S> {
                     });
                 }
                 Ok(Appended::Duplicate { position }) => {
+                    // The log already holds a commit with this command id: answer from
+                    // that commit (its aggregate, payload digest and version), not from
+                    // this attempt.
                     self.forget(aggregate);
+                    let Some(original) = self.store.commit_at(position).await? else {
+                        return Err(ErrorReply::new(
+                            ErrorCode::Internal,
+                            "the original commit of this command cannot be found",
+                            None,
+                        )
+                        .into());
+                    };
                     let record = CommandRecord {
-                        aggregate,
-                        request_digest: digest.clone(),
-                        version: commit.version,
+                        aggregate: original.commit.aggregate,
+                        request_digest: original.commit.request_digest.clone(),
+                        version: original.commit.version,
                         position: Some(position),
                     };
-                    return self.replay_reply(command_id, &record, &digest).await;
+                    return self
+                        .replay_reply(command_id, aggregate, &record, &digest)
+                        .await;
                 }
                 Err(StoreError::Conflict { .. }) => {
                     debug!(%command_id, aggregate = %aggregate, attempt, "conflict, reloading");
@@ -336,10 +391,11 @@ impl<S: EventStore> Engine<S> {
     async fn replay_reply(
         &self,
         command_id: Uuid,
+        aggregate: AggregateRef,
         record: &CommandRecord,
         digest: &str,
     ) -> Result<CommandReply, Failure> {
-        if record.request_digest != digest {
+        if record.request_digest != digest || record.aggregate != aggregate {
             return Err(ErrorReply::new(
                 ErrorCode::IdempotencyMismatch,
                 format!("command id {command_id} was already used with a different payload"),
@@ -351,7 +407,7 @@ impl<S: EventStore> Engine<S> {
             None => Vec::new(),
             Some(position) => match self.store.commit_at(position).await? {
                 Some(recorded) if recorded.commit.command_id == command_id => {
-                    codec::decode(&recorded)?
+                    codec::decode(&self.vault, &recorded).await?
                 }
                 _ => {
                     return Err(ErrorReply::new(
@@ -383,7 +439,7 @@ impl<S: EventStore> Engine<S> {
             return Ok(cached);
         }
         let history = self.store.load(aggregate).await?;
-        let cached = rebuild(aggregate, &history)?;
+        let cached = rebuild(&self.vault, aggregate, &history).await?;
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -405,12 +461,40 @@ impl<S: EventStore> Engine<S> {
             .put(commit.aggregate, cached);
     }
 
+    /// Records the command id without delaying the reply: within the deduplication
+    /// window the log itself deduplicates; the record only matters after it.
+    fn remember_in_background(&self, command_id: Uuid, record: CommandRecord) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.remember_command(command_id, &record).await {
+                warn!(%command_id, %error, "could not remember an applied command id");
+            }
+        });
+    }
+
     fn forget(&self, aggregate: AggregateRef) {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&aggregate);
     }
+}
+
+/// Whether `id` is a UUID v7 whose timestamp lies within `window` before `now` (and not
+/// more than a few seconds after it: a client clock running ahead takes the safe path).
+fn recent_v7(id: Uuid, now: DateTime<Utc>, window: std::time::Duration) -> bool {
+    let Some(timestamp) = id.get_timestamp().filter(|_| id.get_version_num() == 7) else {
+        return false;
+    };
+    let (seconds, nanos) = timestamp.to_unix();
+    let Some(issued) =
+        DateTime::<Utc>::from_timestamp(i64::try_from(seconds).unwrap_or(i64::MAX), nanos)
+    else {
+        return false;
+    };
+    let age = now.signed_duration_since(issued);
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
+    age >= chrono::Duration::seconds(-5) && age < window
 }
 
 fn aggregate_of(command: &AnyCommand) -> AggregateRef {
@@ -424,15 +508,18 @@ fn aggregate_of(command: &AnyCommand) -> AggregateRef {
     }
 }
 
-/// Rebuilds an aggregate from its history.
-pub fn rebuild(aggregate: AggregateRef, history: &History) -> Result<Cached, StoreError> {
+/// Rebuilds an aggregate from its history (sensitive fields decrypted with `vault`'s keys,
+/// or read as erased).
+pub async fn rebuild(
+    vault: &Vault,
+    aggregate: AggregateRef,
+    history: &History,
+) -> Result<Cached, StoreError> {
     let mut cached = Cached::empty(aggregate.aggregate_type);
+    let mut reader = codec::Reader::new(vault);
     for recorded in &history.commits {
-        cached.apply(
-            &recorded.commit,
-            &codec::decode(recorded)?,
-            recorded.position,
-        );
+        let events = reader.decode(recorded).await?;
+        cached.apply(&recorded.commit, &events, recorded.position);
     }
     Ok(cached)
 }

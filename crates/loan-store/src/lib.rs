@@ -9,10 +9,14 @@
 //!
 //! A **commit** ([`Commit`]) is all the events of one command, written as one message:
 //! a command is never half in the log.
+//!
+//! [`keys`] stores the per-customer data keys that encrypt sensitive fields (wrapped by
+//! the master key; destroyed to crypto-shred a customer).
 
 pub mod commit;
 pub mod conformance;
 pub mod jetstream;
+pub mod keys;
 
 use std::future::Future;
 

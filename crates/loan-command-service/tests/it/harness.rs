@@ -1,7 +1,7 @@
 //! A running command service on a throwaway nats-server, and a client that talks to it
 //! as an upstream service would: JSON requests on the command subjects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use loan_contract::{AnyEvent, CommandReply, ErrorCode, EventEnvelope, Subjects};
 use loan_domain::loan::{Loan, LoanEvent};
 use loan_domain::{AggregateType, CommandKind};
 use loan_engine::clock::ManualClock;
-use loan_engine::{EngineConfig, State};
+use loan_engine::{EngineConfig, MasterKey, State, Vault};
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
+use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use loan_store::{AggregateRef, Commit, EventStore};
 use loan_testkit::NatsServer;
 use serde_json::{Value, json};
@@ -52,6 +53,8 @@ pub(crate) struct Harness {
     pub stream: String,
     pub clock: Arc<ManualClock>,
     pub client: async_nats::Client,
+    /// Shared by every instance (they must agree to read each other's sensitive fields).
+    pub master_key: MasterKey,
 }
 
 /// 09:30 in Beijing on `date` (the engine's business day is UTC+8).
@@ -73,6 +76,7 @@ impl Harness {
             stream,
             clock: Arc::new(ManualClock::new(morning("2026-01-05"))),
             client,
+            master_key: MasterKey::generate(),
         }
     }
 
@@ -90,14 +94,21 @@ impl Harness {
 
     /// Starts an instance of the service and waits until it answers.
     pub(crate) async fn start_instance(&self) -> Instance {
+        self.start_instance_with(256).await
+    }
+
+    /// Starts an instance processing at most `max_in_flight` commands at once.
+    pub(crate) async fn start_instance_with(&self, max_in_flight: usize) -> Instance {
         let config = ServiceConfig {
             nats_url: self.server.url(),
             subjects: self.subjects(),
             store: StoreConfig::new(self.stream.clone(), self.subjects()),
             engine: EngineConfig::default(),
-            max_in_flight: 256,
+            max_in_flight,
             service_name: SERVICE_NAME.into(),
             clock: self.clock.clone(),
+            // The same key for every instance: they share the stream and the key bucket.
+            master_key: self.master_key.clone(),
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -199,6 +210,17 @@ impl Harness {
         .expect("open the event store")
     }
 
+    /// The vault the instances use (same master key, same key bucket).
+    pub(crate) async fn vault(&self) -> Vault {
+        let keys = JetStreamKeyStore::open(
+            self.client.clone(),
+            KeyStoreConfig::for_stream(&self.stream, 1),
+        )
+        .await
+        .expect("open the key bucket");
+        Vault::new(&self.master_key, Arc::new(keys))
+    }
+
     /// A loan rebuilt from its history in the log, and its version.
     pub(crate) async fn loan(&self, loan_id: Uuid) -> (Loan, u64) {
         let aggregate = AggregateRef {
@@ -206,7 +228,11 @@ impl Harness {
             id: loan_id,
         };
         let history = self.store().await.load(aggregate).await.expect("load");
-        let cached = loan_engine::rebuild(aggregate, &history).expect("rebuild");
+        // Loan events carry no sensitive fields: no data key is needed to read them.
+        let vault = Vault::in_memory(&self.master_key);
+        let cached = loan_engine::rebuild(&vault, aggregate, &history)
+            .await
+            .expect("rebuild");
         match cached.state {
             State::Loan(loan) => (loan, cached.version),
             State::Customer(_) => panic!("{loan_id} rebuilt as a customer"),
@@ -216,23 +242,30 @@ impl Harness {
     /// Collects the answers of every service instance to `$SRV.<verb>.loan-commands`
     /// until `expected` instances answered (bounded: panics after 10 s).
     pub(crate) async fn service_answers(&self, verb: &str, expected: usize) -> Vec<Value> {
+        self.answers_on(format!("$SRV.{verb}.{SERVICE_NAME}"), expected)
+            .await
+    }
+
+    /// Collects answers to a request on `subject` until `expected` arrived (bounded:
+    /// panics after 10 s).
+    pub(crate) async fn answers_on(&self, subject: String, expected: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let answers = self.service_answers_within(verb, expected).await;
+            let answers = self.answers_within(subject.clone(), expected).await;
             if answers.len() >= expected {
                 return answers;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "only {} of {expected} instances answered $SRV.{verb}.{SERVICE_NAME}: {answers:?}",
+                "only {} of {expected} instances answered {subject}: {answers:?}",
                 answers.len()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// One round of `$SRV.<verb>.loan-commands`: answers until `expected` arrived or 1 s passed.
-    async fn service_answers_within(&self, verb: &str, expected: usize) -> Vec<Value> {
+    /// One round of a request on `subject`: answers until `expected` arrived or 1 s passed.
+    async fn answers_within(&self, subject: String, expected: usize) -> Vec<Value> {
         let inbox = self.client.new_inbox();
         let mut answers_sub = self
             .client
@@ -240,11 +273,7 @@ impl Harness {
             .await
             .expect("subscribe");
         self.client
-            .publish_with_reply(
-                format!("$SRV.{verb}.{SERVICE_NAME}"),
-                inbox,
-                Default::default(),
-            )
+            .publish_with_reply(subject, inbox, Default::default())
             .await
             .expect("publish");
         self.client.flush().await.expect("flush");
@@ -266,7 +295,9 @@ impl Harness {
     pub(crate) async fn wait_for_instances(&self, expected: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let infos = self.service_answers_within("INFO", expected).await;
+            let infos = self
+                .answers_within(format!("$SRV.INFO.{SERVICE_NAME}"), expected)
+                .await;
             let complete = infos
                 .iter()
                 .filter(|info| {
@@ -553,15 +584,6 @@ pub(crate) async fn disbursed_loan(
     )
     .await);
     loan_id
-}
-
-/// Commits per aggregate id, from the log.
-pub(crate) fn commits_per_aggregate(commits: &[Commit]) -> BTreeMap<Uuid, usize> {
-    let mut out = BTreeMap::new();
-    for commit in commits {
-        *out.entry(commit.aggregate.id).or_insert(0) += 1;
-    }
-    out
 }
 
 /// The distinct command ids of the commits in the log; panics if one appears twice.

@@ -4,5 +4,11 @@
     reason = "a test binary links every dependency of its crate; it uses only some"
 )]
 
+mod a_command_id_is_applied_once;
 mod a_loan_lives_its_whole_life_over_nats;
+mod bad_input_never_appends;
 mod harness;
+mod racing_commands_have_one_winner;
+mod restarts_lose_nothing;
+mod the_service_is_discoverable;
+mod two_instances_share_the_load;

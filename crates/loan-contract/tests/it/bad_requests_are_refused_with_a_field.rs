@@ -62,7 +62,7 @@ fn bad_requests_get_a_code_and_the_offending_field() {
             "missing field",
             missing,
             ErrorCode::ValidationFailed,
-            Some("payload"),
+            Some("payload.value_date"),
         ),
         (
             "wrong type",

@@ -214,7 +214,7 @@ pub(crate) fn ok(reply: CommandReply) -> Vec<EventEnvelope> {
 }
 
 /// Runs the full scripted history: one customer, a loan from lead to write-off, a loan
-/// approved by a person then withdrawn, and a rejected one.
+/// approved by a person then withdrawn, and a rejected one; finally the customer is erased.
 pub(crate) fn full_history() -> Script {
     let mut s = Script::default();
     let customer_id = Uuid::from_u128(0xC1);
@@ -342,6 +342,14 @@ pub(crate) fn full_history() -> Script {
         CommandKind::RejectApplication,
         &["underwriter"],
         json!({ "loan_id": loan_c, "reasons": ["income could not be verified"] }),
+    ));
+
+    // The customer asks to be forgotten once every loan is closed.
+    s.today = Some(date("2026-07-01"));
+    ok(s.send(
+        CommandKind::EraseCustomer,
+        &["data_protection_officer"],
+        json!({ "customer_id": customer_id, "reason": "data subject erasure request DSR-2026-0042" }),
     ));
     s
 }

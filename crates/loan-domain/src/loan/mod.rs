@@ -832,8 +832,17 @@ fn undecided_review(loan: &Loan, kind: CommandKind) -> Option<Result<&Applicatio
     Some(Ok(app))
 }
 
+/// The loan's customer, for new lending (capture, automated decision, disbursement): an
+/// erased customer is refused (`customer_erased`); servicing never asks.
 fn registered(customer: Option<&Customer>, id: CustomerId) -> Result<&Profile, DomainError> {
     match customer.and_then(Customer::profile) {
+        Some(profile) if profile.customer_id == id && customer.is_some_and(Customer::is_erased) => {
+            Err(DomainError::rule(
+                "customer_erased",
+                None,
+                format!("customer {id} has been erased; no new lending"),
+            ))
+        }
         Some(profile) if profile.customer_id == id => Ok(profile),
         _ => Err(DomainError::NotFound {
             kind: "customer",

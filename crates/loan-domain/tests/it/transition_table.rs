@@ -3,7 +3,8 @@
 //! state (or, where the code says so deliberately, a rule such as "already approved").
 
 use loan_domain::customer::{
-    CustomerCommand, Financials, UpdateContact, UpdateEmployment, UpdateFinancials,
+    CustomerCommand, EraseCustomer, Financials, Sensitive, UpdateContact, UpdateEmployment,
+    UpdateFinancials,
 };
 use loan_domain::loan::{LoanCommand, LoanStatus};
 use loan_domain::pii::PhoneNumber;
@@ -12,7 +13,7 @@ use loan_domain::{CommandKind, DomainError, Role};
 use crate::support::{
     CustomerScenario, LoanScenario, LoanTerms, Stage, actor, actor_for, actor_lacking,
     credit_assessment_command, customer_id, date, day, drive_to, drive_to_with, event_names,
-    loan_id, money, plus_days, register_command, verify_identity_command,
+    loan_id, minus_days, money, plus_days, register_command, verify_identity_command,
 };
 
 /// The 14 loan commands, in the order of the table's columns.
@@ -483,18 +484,22 @@ fn the_setup_calendar_lands_where_the_table_assumes() {
 // Customer
 // ---------------------------------------------------------------------------------------
 
-const CUSTOMER_COMMANDS: [CommandKind; 6] = [
+const CUSTOMER_COMMANDS: [CommandKind; 7] = [
     CommandKind::RegisterCustomer,
     CommandKind::UpdateContact,
     CommandKind::UpdateEmployment,
     CommandKind::UpdateFinancials,
     CommandKind::RecordCreditAssessment,
     CommandKind::VerifyIdentity,
+    CommandKind::EraseCustomer,
 ];
 
 #[derive(Debug, Clone, Copy)]
 enum CustomerExpect {
-    Yes(&'static str),
+    /// Accepted with exactly this event, ending in this status.
+    Yes(&'static str, &'static str),
+    /// Accepted with no event (idempotent repeat).
+    Same,
     NotFound,
     Exists,
     No,
@@ -506,6 +511,15 @@ enum CustomerStage {
     Registered,
     /// Registered with the identity verified.
     Verified,
+    /// Verified, then erased.
+    Erased,
+}
+
+fn erase_command() -> EraseCustomer {
+    EraseCustomer {
+        customer_id: customer_id(),
+        reason: "data subject request DSR-42".into(),
+    }
 }
 
 fn given_customer(stage: CustomerStage) -> CustomerScenario {
@@ -517,6 +531,11 @@ fn given_customer(stage: CustomerStage) -> CustomerScenario {
             s.run(&CustomerCommand::VerifyIdentity(verify_identity_command(
                 s.today,
             )));
+            s
+        }
+        CustomerStage::Erased => {
+            let mut s = given_customer(CustomerStage::Verified);
+            s.run(&CustomerCommand::Erase(erase_command()));
             s
         }
     };
@@ -551,24 +570,33 @@ fn customer_payload(s: &CustomerScenario, kind: CommandKind) -> CustomerCommand 
         CommandKind::VerifyIdentity => {
             CustomerCommand::VerifyIdentity(verify_identity_command(s.today))
         }
+        CommandKind::EraseCustomer => CustomerCommand::Erase(erase_command()),
         other => panic!("test bug: {other} is not a customer command"),
     }
 }
 
 #[rustfmt::skip]
-const CUSTOMER_TABLE: [(CustomerStage, [CustomerExpect; 6]); 3] = {
-    use CustomerExpect::{Exists, No, NotFound, Yes};
+const CUSTOMER_TABLE: [(CustomerStage, [CustomerExpect; 7]); 4] = {
+    use CustomerExpect::{Exists, No, NotFound, Same, Yes};
+    const R: &str = "registered";
     [
         // register, update_contact, update_employment, update_financials,
-        // record_credit_assessment, verify_identity
+        // record_credit_assessment, verify_identity, erase_customer
         (CustomerStage::Unregistered,
-            [Yes("customer_registered"), NotFound, NotFound, NotFound, NotFound, NotFound]),
+            [Yes("customer_registered", R), NotFound, NotFound, NotFound, NotFound, NotFound,
+             NotFound]),
         (CustomerStage::Registered,
-            [Exists, Yes("contact_updated"), Yes("employment_updated"), Yes("financials_updated"),
-             Yes("credit_assessed"), Yes("identity_verified")]),
+            [Exists, Yes("contact_updated", R), Yes("employment_updated", R),
+             Yes("financials_updated", R), Yes("credit_assessed", R), Yes("identity_verified", R),
+             Yes("customer_erased", "erased")]),
+        // Verifying again is an idempotent no-op.
         (CustomerStage::Verified,
-            [Exists, Yes("contact_updated"), Yes("employment_updated"), Yes("financials_updated"),
-             Yes("credit_assessed"), No]),
+            [Exists, Yes("contact_updated", R), Yes("employment_updated", R),
+             Yes("financials_updated", R), Yes("credit_assessed", R), Same,
+             Yes("customer_erased", "erased")]),
+        // Erased is final; erasing again is an idempotent no-op.
+        (CustomerStage::Erased,
+            [Exists, No, No, No, No, No, Same]),
     ]
 };
 
@@ -587,7 +615,17 @@ fn every_customer_state_meets_every_customer_command_as_the_table_says() {
             let label = format!("{kind} on a {stage:?} customer");
             let result = s.decide_as(&command, &actor_for(kind));
             match (expect, result) {
-                (CustomerExpect::Yes(name), Ok(events)) => {
+                (CustomerExpect::Same, Ok(events)) => {
+                    assert_eq!(events, vec![], "{label}: no events");
+                    for role in kind.allowed_roles() {
+                        assert_eq!(
+                            s.decide_as(&command, &actor(&[*role])),
+                            Ok(vec![]),
+                            "{label} by {role}"
+                        );
+                    }
+                }
+                (CustomerExpect::Yes(name, status), Ok(events)) => {
                     let names: Vec<&str> = events.iter().map(|e| e.type_name()).collect();
                     assert_eq!(names, [name], "{label}: events");
                     let mut all = s.events.clone();
@@ -600,7 +638,7 @@ fn every_customer_state_meets_every_customer_command_as_the_table_says() {
                         after,
                         "{label}: replay"
                     );
-                    assert_eq!(after.status(), "registered", "{label}: status after");
+                    assert_eq!(after.status(), status, "{label}: status after");
                     // Every role allowed may issue it alone.
                     for role in kind.allowed_roles() {
                         assert_eq!(
@@ -614,8 +652,11 @@ fn every_customer_state_meets_every_customer_command_as_the_table_says() {
                     "{label}: expected {expect:?}, got events {:?}",
                     events.iter().map(|e| e.type_name()).collect::<Vec<_>>()
                 ),
-                (CustomerExpect::Yes(name), Err(e)) => {
+                (CustomerExpect::Yes(name, _), Err(e)) => {
                     panic!("{label}: expected {name}, refused with {e:?}")
+                }
+                (CustomerExpect::Same, Err(e)) => {
+                    panic!("{label}: expected no events, refused with {e:?}")
                 }
                 (CustomerExpect::NotFound, Err(e)) => assert_eq!(
                     e,
@@ -673,7 +714,7 @@ fn customer_updates_that_change_nothing_produce_no_events() {
     let same = [
         CustomerCommand::UpdateContact(UpdateContact {
             customer_id: customer_id(),
-            phone: Some(profile.phone.clone()),
+            phone: profile.phone.known().cloned(),
             region: Some(profile.region.clone()),
         }),
         CustomerCommand::UpdateEmployment(UpdateEmployment {
@@ -701,9 +742,13 @@ fn the_onboarded_customer_is_verified_and_assessed() {
     let profile = s.customer.profile().expect("registered");
     assert!(profile.identity_verified());
     assert_eq!(profile.credit_score(), Some(760));
-    assert_eq!(profile.national_id.birth_date(), profile.birth_date);
-    assert_eq!(profile.national_id.gender(), profile.gender);
-    assert_eq!(profile.phone.expose(), "13812345678");
+    let national_id = profile.national_id.known().expect("not erased");
+    assert_eq!(national_id.birth_date(), profile.birth_date);
+    assert_eq!(national_id.gender(), profile.gender);
+    assert_eq!(
+        profile.phone.known().map(|p| p.expose()),
+        Some("13812345678")
+    );
     let names: Vec<&str> = s.events.iter().map(|e| e.type_name()).collect();
     assert_eq!(
         names,
@@ -713,4 +758,85 @@ fn the_onboarded_customer_is_verified_and_assessed() {
             "credit_assessed"
         ]
     );
+}
+
+#[test]
+fn identity_cannot_be_verified_before_registration() {
+    let s = given_customer(CustomerStage::Registered);
+    let registered_on = s.customer.profile().expect("registered").registered_on;
+    let early = verify_identity_command(minus_days(registered_on, 1));
+    match s
+        .decide_as(
+            &CustomerCommand::VerifyIdentity(early),
+            &actor_for(CommandKind::VerifyIdentity),
+        )
+        .expect_err("refused")
+    {
+        DomainError::Validation { field, .. } => assert_eq!(field, "verified_on"),
+        other => panic!("expected validation_failed on verified_on, got {other:?}"),
+    }
+    // On the registration day itself it is fine.
+    let same_day = verify_identity_command(registered_on);
+    assert_eq!(
+        s.decide_as(
+            &CustomerCommand::VerifyIdentity(same_day),
+            &actor_for(CommandKind::VerifyIdentity),
+        )
+        .map(|events| events.len()),
+        Ok(1)
+    );
+}
+
+#[test]
+fn erasure_forgets_the_sensitive_values_and_refuses_new_lending() {
+    let mut customer = given_customer(CustomerStage::Verified);
+    let events = customer.run(&CustomerCommand::Erase(erase_command()));
+    assert_eq!(
+        events.iter().map(|e| e.type_name()).collect::<Vec<_>>(),
+        ["customer_erased"]
+    );
+    let profile = customer.customer.profile().expect("still has a profile");
+    assert_eq!(profile.national_id, Sensitive::Erased);
+    assert_eq!(profile.bank_card, Sensitive::Erased);
+    assert_eq!(profile.phone, Sensitive::Erased);
+    assert_eq!(profile.erased_on, Some(customer.today));
+    assert_eq!(profile.national_id.to_string(), "erased");
+    assert!(profile.identity_verified(), "the rest of the profile stays");
+    assert_eq!(
+        loan_domain::customer::Customer::replay(&customer.events),
+        customer.customer
+    );
+
+    // The loan about to be disbursed: refused for an erased customer.
+    let mut s = given(Stage::Signed);
+    s.customer = customer.customer.clone();
+    match s
+        .when(&s.disburse(s.today), &actor(&[Role::Finance]))
+        .then_refused_with()
+    {
+        DomainError::RuleViolated { rule, .. } => assert_eq!(*rule, "customer_erased"),
+        other => panic!("expected customer_erased, got {other:?}"),
+    }
+    // A new lead too.
+    let mut s = given(Stage::NotCaptured);
+    s.customer = customer.customer.clone();
+    match s
+        .when(&s.capture_lead(), &actor(&[Role::LoanOfficer]))
+        .then_refused_with()
+    {
+        DomainError::RuleViolated { rule, .. } => assert_eq!(*rule, "customer_erased"),
+        other => panic!("expected customer_erased, got {other:?}"),
+    }
+    // Servicing a disbursed loan goes on.
+    let mut s = given(Stage::Disbursed);
+    s.customer = customer.customer;
+    s.when(
+        &s.repay(
+            "pay-after-erasure",
+            s.installment_total(1),
+            LoanScenario::due_date(1),
+        ),
+        &actor(&[Role::Finance]),
+    )
+    .then_events(MONEY_IN);
 }

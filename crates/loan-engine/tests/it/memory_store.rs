@@ -1,0 +1,135 @@
+//! A tiny in-memory [`EventStore`] that keeps every commit as the bytes a real backend
+//! would store (`Commit::to_bytes`), so tests can search what actually reaches storage.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use loan_store::{
+    AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
+};
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Log {
+    /// Position `i + 1` holds `entries[i]`.
+    entries: Vec<(AggregateRef, Uuid, Vec<u8>)>,
+    commands: HashMap<Uuid, CommandRecord>,
+}
+
+/// Clones share the log, so several engines (each with its own cache) can use one store.
+#[derive(Clone, Default)]
+pub(crate) struct MemoryStore {
+    log: Arc<Mutex<Log>>,
+}
+
+impl MemoryStore {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stored bytes of every commit, in log order.
+    pub(crate) fn raw(&self) -> Vec<Vec<u8>> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(_, _, bytes)| bytes.clone())
+            .collect()
+    }
+
+    fn decode(position: u64, bytes: &[u8]) -> Result<Recorded, StoreError> {
+        Commit::from_bytes(bytes)
+            .map(|commit| Recorded { position, commit })
+            .map_err(|e| StoreError::Corrupt {
+                position,
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn load(&self, aggregate: AggregateRef) -> Result<History, StoreError> {
+        let log = self.lock();
+        let commits = log
+            .entries
+            .iter()
+            .zip(1..)
+            .filter(|((a, _, _), _)| *a == aggregate)
+            .map(|((_, _, bytes), position)| Self::decode(position, bytes))
+            .collect::<Result<_, _>>()?;
+        Ok(History { commits })
+    }
+
+    async fn append(&self, commit: &Commit, expected_last: u64) -> Result<Appended, StoreError> {
+        let mut log = self.lock();
+        if let Some(index) = log
+            .entries
+            .iter()
+            .position(|(_, id, _)| *id == commit.command_id)
+        {
+            return Ok(Appended::Duplicate {
+                position: index as u64 + 1,
+            });
+        }
+        let last = log
+            .entries
+            .iter()
+            .zip(1..)
+            .filter(|((a, _, _), _)| *a == commit.aggregate)
+            .map(|(_, position)| position)
+            .last()
+            .unwrap_or(0);
+        if last != expected_last {
+            return Err(StoreError::Conflict {
+                aggregate: commit.aggregate,
+                expected: expected_last,
+            });
+        }
+        log.entries
+            .push((commit.aggregate, commit.command_id, commit.to_bytes()));
+        Ok(Appended::Stored {
+            position: log.entries.len() as u64,
+        })
+    }
+
+    async fn commit_at(&self, position: u64) -> Result<Option<Recorded>, StoreError> {
+        let log = self.lock();
+        let index = usize::try_from(position).unwrap_or(usize::MAX);
+        match index.checked_sub(1).and_then(|i| log.entries.get(i)) {
+            Some((_, _, bytes)) => Self::decode(position, bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<Recorded>, StoreError> {
+        let log = self.lock();
+        log.entries
+            .iter()
+            .zip(1..)
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .take(max)
+            .map(|((_, _, bytes), position)| Self::decode(position, bytes))
+            .collect()
+    }
+
+    async fn remember_command(
+        &self,
+        command_id: Uuid,
+        record: &CommandRecord,
+    ) -> Result<(), StoreError> {
+        self.lock().commands.insert(command_id, record.clone());
+        Ok(())
+    }
+
+    async fn recall_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        Ok(self.lock().commands.get(&command_id).cloned())
+    }
+}
+
+#[tokio::test]
+async fn the_test_store_passes_the_conformance_suite() {
+    loan_store::conformance::run_all(|| async { MemoryStore::new() }).await;
+}
