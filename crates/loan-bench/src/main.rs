@@ -33,6 +33,7 @@ use loan_command_service::{ServiceConfig, run};
 use loan_contract::{CommandReply, Subjects};
 use loan_domain::CommandKind;
 use loan_testkit::NatsServer;
+use loan_testkit::synthetic::national_id;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -260,16 +261,6 @@ async fn floor(
     .await;
     server.abort();
     figures
-}
-
-fn national_id(body17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-        .sum();
-    format!("{body17}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
 async fn send(

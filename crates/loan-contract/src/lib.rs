@@ -24,4 +24,4 @@ pub use subjects::Subjects;
 
 // Used by the integration tests only; the unit-test target links it too.
 #[cfg(test)]
-use jsonschema as _;
+use {jsonschema as _, loan_testkit as _};

@@ -169,7 +169,3 @@ pub trait EventStore: Send + Sync + 'static {
         command_id: Uuid,
     ) -> impl Future<Output = Result<Option<CommandRecord>, StoreError>> + Send;
 }
-
-// The testkit is a dev-dependency of the integration tests; the unit-test target links it too.
-#[cfg(test)]
-use loan_testkit as _;

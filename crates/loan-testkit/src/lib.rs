@@ -125,3 +125,36 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// Valid synthetic identity numbers for tests and benchmarks (never real people's).
+pub mod synthetic {
+    /// An 18-character resident ID: `body17` plus its ISO 7064 MOD 11-2 check character.
+    pub fn national_id(body17: &str) -> String {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        let sum: u32 = body17
+            .chars()
+            .zip(WEIGHTS)
+            .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
+            .sum();
+        format!("{body17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+    }
+
+    /// A card number: `body` plus its Luhn check digit.
+    pub fn bank_card(body: &str) -> String {
+        let sum: u32 = body
+            .chars()
+            .rev()
+            .enumerate()
+            .map(|(i, c)| {
+                let d = c.to_digit(10).unwrap_or(0);
+                if i % 2 == 0 {
+                    let doubled = d * 2;
+                    if doubled > 9 { doubled - 9 } else { doubled }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        format!("{body}{}", (10 - sum % 10) % 10)
+    }
+}

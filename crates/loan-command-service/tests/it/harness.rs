@@ -17,6 +17,7 @@ use loan_store::jetstream::{JetStreamStore, StoreConfig};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use loan_store::{AggregateRef, Commit, EventStore};
 use loan_testkit::NatsServer;
+pub(crate) use loan_testkit::synthetic::national_id;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -443,16 +444,6 @@ pub(crate) fn refused(reply: CommandReply) -> loan_contract::ErrorReply {
         CommandReply::Error { error } => error,
         CommandReply::Ok { events, .. } => panic!("expected a refusal, got events {events:?}"),
     }
-}
-
-pub(crate) fn national_id(body17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
-        .sum();
-    format!("{body17}{}", b"10X98765432"[(sum % 11) as usize] as char)
 }
 
 /// The payload of a valid `register_customer`.

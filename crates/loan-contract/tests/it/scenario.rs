@@ -11,6 +11,7 @@ use loan_contract::{
 use loan_domain::customer::{self, Customer};
 use loan_domain::loan::{self, Loan};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
+use loan_testkit::synthetic::{bank_card as luhn_card, national_id};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -29,35 +30,6 @@ pub(crate) struct Script {
     next_id: u128,
     pub today: Option<NaiveDate>,
     pub steps: Vec<Step>,
-}
-
-pub(crate) fn national_id(body17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body17}{check}")
-}
-
-pub(crate) fn luhn_card(body: &str) -> String {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| {
-            let d = c.to_digit(10).expect("digit");
-            if i % 2 == 0 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
 }
 
 fn date(text: &str) -> NaiveDate {

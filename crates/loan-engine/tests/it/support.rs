@@ -15,14 +15,7 @@ pub(crate) const PHONE: &str = "13912345678";
 pub(crate) const NEW_PHONE: &str = "15987650432";
 
 pub(crate) fn national_id() -> String {
-    let body17 = "44030419880715123";
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
-        .sum();
-    format!("{body17}{}", b"10X98765432"[(sum % 11) as usize] as char)
+    loan_testkit::synthetic::national_id("44030419880715123")
 }
 
 /// 09:30 in Beijing on `date` (the engine's business day is UTC+8).
