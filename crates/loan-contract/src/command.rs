@@ -188,6 +188,11 @@ fn typed<P: DeserializeOwned>(
     body: &[u8],
     wrap: impl FnOnce(P) -> AnyCommand,
 ) -> Result<DecodedCommand, ErrorReply> {
+    // Fast path: a plain parse. Only a refused body is parsed again with path tracking,
+    // to name the offending field.
+    if let Ok(envelope) = serde_json::from_slice::<CommandEnvelope<P>>(body) {
+        return Ok(split(envelope, wrap));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let envelope: CommandEnvelope<P> = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| {
@@ -207,6 +212,11 @@ fn typed<P: DeserializeOwned>(
             None,
         )
     })?;
+    Ok(split(envelope, wrap))
+}
+
+/// Separates the typed payload from the envelope.
+fn split<P>(envelope: CommandEnvelope<P>, wrap: impl FnOnce(P) -> AnyCommand) -> DecodedCommand {
     let CommandEnvelope {
         command_id,
         actor,
@@ -215,7 +225,7 @@ fn typed<P: DeserializeOwned>(
         expected_version,
         payload,
     } = envelope;
-    Ok(DecodedCommand {
+    DecodedCommand {
         envelope: CommandEnvelope {
             command_id,
             actor,
@@ -225,7 +235,7 @@ fn typed<P: DeserializeOwned>(
             payload: (),
         },
         command: wrap(payload),
-    })
+    }
 }
 
 /// The offending field: serde's path, completed with the name of a missing field (serde

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use loan_contract::{AnyEvent, EventEnvelope};
 use loan_domain::AggregateType;
@@ -90,7 +91,7 @@ impl Cached {
 
 /// Least-recently-used map from aggregate to state.
 pub(crate) struct AggregateCache {
-    entries: LruCache<AggregateRef, Cached>,
+    entries: LruCache<AggregateRef, Arc<Cached>>,
 }
 
 impl AggregateCache {
@@ -100,12 +101,37 @@ impl AggregateCache {
         }
     }
 
-    pub(crate) fn get(&mut self, aggregate: &AggregateRef) -> Option<Cached> {
+    /// A shared handle to the cached state (no copy).
+    pub(crate) fn get(&mut self, aggregate: &AggregateRef) -> Option<Arc<Cached>> {
         self.entries.get(aggregate).cloned()
     }
 
-    pub(crate) fn put(&mut self, aggregate: AggregateRef, cached: Cached) {
+    pub(crate) fn put(&mut self, aggregate: AggregateRef, cached: Arc<Cached>) {
         self.entries.put(aggregate, cached);
+    }
+
+    /// Applies a commit appended on top of `base` (the state it was decided on). The
+    /// state is updated in place unless another command still holds it (then copied).
+    pub(crate) fn apply(
+        &mut self,
+        base: Arc<Cached>,
+        commit: &Commit,
+        events: &[EventEnvelope],
+        position: u64,
+    ) {
+        let aggregate = commit.aggregate;
+        let base_position = base.last_position;
+        match self.entries.get_mut(&aggregate) {
+            Some(entry) if entry.last_position == base_position => {
+                drop(base);
+                Arc::make_mut(entry).apply(commit, events, position);
+            }
+            _ => {
+                let mut next = Arc::unwrap_or_clone(base);
+                next.apply(commit, events, position);
+                self.entries.put(aggregate, Arc::new(next));
+            }
+        }
     }
 
     pub(crate) fn remove(&mut self, aggregate: &AggregateRef) {

@@ -32,7 +32,7 @@ use loan_contract::{
     AnyCommand, AnyEvent, CommandReply, DecodedCommand, ErrorCode, ErrorReply, EventEnvelope,
     decode_command,
 };
-use loan_domain::customer::{self, Customer};
+use loan_domain::customer;
 use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
 use loan_store::{AggregateRef, Appended, CommandRecord, Commit, EventStore, History, StoreError};
@@ -360,21 +360,20 @@ impl<S: EventStore> Engine<S> {
                     _ => loan.application().map(|app| app.customer_id.0),
                 };
                 let customer = match customer_id {
-                    Some(id) => match self
-                        .load(AggregateRef {
+                    Some(id) => Some(
+                        self.load(AggregateRef {
                             aggregate_type: AggregateType::Customer,
                             id,
                         })
-                        .await?
-                        .state
-                    {
-                        State::Customer(customer) => Some(customer),
-                        State::Loan(_) => None,
-                    },
+                        .await?,
+                    ),
                     None => None,
                 };
-                let customer = customer.filter(|c: &Customer| c.profile().is_some());
-                loan::decide(loan, command, customer.as_ref(), ctx)
+                let customer = customer.as_deref().and_then(|cached| match &cached.state {
+                    State::Customer(customer) if customer.profile().is_some() => Some(customer),
+                    _ => None,
+                });
+                loan::decide(loan, command, customer, ctx)
                     .map(|events| events.into_iter().map(AnyEvent::Loan).collect())
                     .map_err(|e| ErrorReply::from_domain(&e).into())
             }
@@ -429,7 +428,7 @@ impl<S: EventStore> Engine<S> {
     }
 
     /// The aggregate's current state: from the cache, or rebuilt from its history.
-    async fn load(&self, aggregate: AggregateRef) -> Result<Cached, StoreError> {
+    async fn load(&self, aggregate: AggregateRef) -> Result<std::sync::Arc<Cached>, StoreError> {
         if let Some(cached) = self
             .cache
             .lock()
@@ -439,7 +438,7 @@ impl<S: EventStore> Engine<S> {
             return Ok(cached);
         }
         let history = self.store.load(aggregate).await?;
-        let cached = rebuild(&self.vault, aggregate, &history).await?;
+        let cached = std::sync::Arc::new(rebuild(&self.vault, aggregate, &history).await?);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -449,16 +448,15 @@ impl<S: EventStore> Engine<S> {
 
     fn cache_commit(
         &self,
-        mut cached: Cached,
+        cached: std::sync::Arc<Cached>,
         commit: &Commit,
         events: &[EventEnvelope],
         position: u64,
     ) {
-        cached.apply(commit, events, position);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put(commit.aggregate, cached);
+            .apply(cached, commit, events, position);
     }
 
     /// Records the command id without delaying the reply: within the deduplication

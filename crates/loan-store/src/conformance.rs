@@ -184,20 +184,53 @@ pub async fn the_log_reads_in_order<S: EventStore>(store: &S) {
     );
 }
 
-/// Applied command ids are remembered.
+/// Applied command ids are remembered: one at a time, many at once, and ids of any UUID
+/// version.
 pub async fn command_ids_are_remembered<S: EventStore>(store: &S) {
+    let aggregate = new_loan();
+    let record = |version| CommandRecord {
+        aggregate,
+        request_digest: "ab".repeat(32),
+        version,
+        position: Some(version + 6),
+    };
     let id = Uuid::now_v7();
     assert_eq!(store.recall_command(id).await.expect("recall"), None);
-    let record = CommandRecord {
-        aggregate: new_loan(),
-        request_digest: "ab".repeat(32),
-        version: 3,
-        position: Some(7),
-    };
-    store.remember_command(id, &record).await.expect("remember");
+    store
+        .remember_command(id, &record(3))
+        .await
+        .expect("remember");
     assert_eq!(
         store.recall_command(id).await.expect("recall"),
-        Some(record)
+        Some(record(3))
+    );
+
+    let not_v7 = Uuid::from_u128(0x1234_5678_9abc_4def_8123_4567_89ab_cdef);
+    store
+        .remember_command(not_v7, &record(4))
+        .await
+        .expect("remember a v4 id");
+    assert_eq!(
+        store.recall_command(not_v7).await.expect("recall"),
+        Some(record(4))
+    );
+
+    let many: Vec<(Uuid, CommandRecord)> = (0..300).map(|i| (Uuid::now_v7(), record(i))).collect();
+    let writes = many.iter().map(|(id, r)| store.remember_command(*id, r));
+    for result in futures::future::join_all(writes).await {
+        result.expect("remember concurrently");
+    }
+    for (id, r) in &many {
+        assert_eq!(
+            store.recall_command(*id).await.expect("recall").as_ref(),
+            Some(r),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        store.recall_command(Uuid::now_v7()).await.expect("recall"),
+        None,
+        "an unknown id"
     );
 }
 

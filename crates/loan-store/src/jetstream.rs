@@ -11,7 +11,8 @@
 //! * `Nats-Msg-Id` = command id: a retried publish (after a PubAck timeout, an unknown
 //!   outcome) is stored once within the duplicate window.
 //! * Applied command ids are kept in a KV bucket (`<stream>_COMMANDS`) for at least the
-//!   configured retention (default 7 days), for idempotency beyond the duplicate window.
+//!   configured retention (default 7 days), for idempotency beyond the duplicate window,
+//!   written by group commit ([`crate::command_index`]).
 //!
 //! Durability: with `sync_interval: always` on the server, a PubAck means the message
 //! was fsynced on every replica that acknowledged it: with R1, on the one server; with
@@ -28,6 +29,7 @@ use loan_contract::Subjects;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use crate::command_index::CommandIndex;
 use crate::{
     AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
 };
@@ -69,7 +71,7 @@ impl StoreConfig {
 pub struct JetStreamStore {
     context: jetstream::Context,
     stream: stream::Stream,
-    commands: kv::Store,
+    commands: CommandIndex,
     config: StoreConfig,
 }
 
@@ -119,6 +121,7 @@ impl JetStreamStore {
                 .await
                 .map_err(|e| StoreError::unavailable(format!("creating bucket {bucket}"), e))?,
         };
+        let commands = CommandIndex::open(&context, commands, bucket).await?;
         Ok(JetStreamStore {
             context,
             stream,
@@ -357,27 +360,10 @@ impl EventStore for JetStreamStore {
         command_id: Uuid,
         record: &CommandRecord,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(record).unwrap_or_default();
-        self.commands
-            .put(command_id.to_string(), value.into())
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::unavailable("remembering a command id", e))
+        self.commands.remember(command_id, record).await
     }
 
     async fn recall_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
-        let value = self
-            .commands
-            .get(command_id.to_string())
-            .await
-            .map_err(|e| StoreError::unavailable("recalling a command id", e))?;
-        value
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("command record: {e}"),
-                })
-            })
-            .transpose()
+        self.commands.recall(command_id).await
     }
 }

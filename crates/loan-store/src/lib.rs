@@ -13,6 +13,7 @@
 //! [`keys`] stores the per-customer data keys that encrypt sensitive fields (wrapped by
 //! the master key; destroyed to crypto-shred a customer).
 
+pub mod command_index;
 pub mod commit;
 pub mod conformance;
 pub mod jetstream;
