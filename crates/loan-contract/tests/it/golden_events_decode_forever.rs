@@ -63,6 +63,10 @@ fn examples() -> BTreeMap<String, Value> {
                 out.entry(path).or_insert(stored);
             }
         }
+        if matches!(step.reply, CommandReply::Error { .. }) {
+            out.entry("examples/replies/error.json".into())
+                .or_insert_with(|| serde_json::to_value(&step.reply).expect("reply serialises"));
+        }
         if step.kind == CommandKind::DisburseLoan {
             out.insert(
                 "examples/replies/ok.json".into(),
@@ -204,13 +208,11 @@ fn replies_validate_against_their_schema() {
         let reply = serde_json::to_value(&step.reply).expect("serialise");
         assert_valid("replies/command_reply.json", &reply, step.kind.name());
     }
-    let example = std::fs::read_to_string(proto_dir().join("examples/replies/ok.json"))
-        .expect("ok reply example");
-    assert_valid(
-        "replies/command_reply.json",
-        &serde_json::from_str(&example).expect("JSON"),
-        "examples/replies/ok.json",
-    );
+    for name in ["ok", "error"] {
+        let path = format!("examples/replies/{name}.json");
+        let example = std::fs::read_to_string(proto_dir().join(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_valid("replies/command_reply.json", &serde_json::from_str(&example).expect("JSON"), &path);
+    }
     let error = serde_json::to_value(CommandReply::error(
         loan_contract::ErrorCode::RuleViolated,
         "amount 9.99 exceeds everything outstanding",

@@ -286,6 +286,13 @@ pub(crate) fn full_history() -> Script {
         &["risk_manager"],
         json!({ "loan_id": loan_a, "reason": "borrower unreachable; collection exhausted" }),
     ));
+    // A refused command: a written-off loan takes no repayment (the example error reply).
+    let refused = s.send(
+        CommandKind::RecordRepayment,
+        &["finance"],
+        json!({ "loan_id": loan_a, "payment_reference": "PAY-0003", "amount": "50.00", "value_date": "2026-03-20" }),
+    );
+    assert!(matches!(refused, CommandReply::Error { .. }), "a written-off loan refuses repayments: {refused:?}");
 
     // Loan B: approved by a person, then withdrawn. Loan C: rejected by a person.
     ok(s.send(CommandKind::CaptureLead, &["loan_officer"], lead(loan_b)));
