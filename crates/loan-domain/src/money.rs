@@ -81,7 +81,10 @@ impl Money {
     }
 
     fn with_scale(mut value: Decimal) -> Self {
-        value.rescale(SCALE);
+        // Sums and differences of two-decimal amounts already have scale 2.
+        if value.scale() != SCALE {
+            value.rescale(SCALE);
+        }
         Money(value)
     }
 

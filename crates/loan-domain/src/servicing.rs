@@ -144,8 +144,9 @@ pub struct Position {
     pub as_of: NaiveDate,
     /// One entry per installment, in schedule order.
     pub installments: Vec<InstallmentPosition>,
-    /// Allocation of each counted payment, in the order applied (value date, then recording).
-    pub allocations: Vec<(String, Vec<Split>)>,
+    /// Allocation of each counted payment, in the order applied (value date, then
+    /// recording), each with the payment's index in the `payments` given.
+    pub allocations: Vec<(usize, Vec<Split>)>,
 }
 
 struct Running {
@@ -161,8 +162,12 @@ pub fn compute_position(
     payments: &[Payment],
     as_of: NaiveDate,
 ) -> Result<Position, ServicingError> {
-    let mut ordered: Vec<&Payment> = payments.iter().filter(|p| p.value_date <= as_of).collect();
-    ordered.sort_by_key(|p| p.value_date); // stable: recording order breaks ties
+    let mut ordered: Vec<(usize, &Payment)> = payments
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.value_date <= as_of)
+        .collect();
+    ordered.sort_by_key(|(_, p)| p.value_date); // stable: recording order breaks ties
     let mut running: Vec<Running> = schedule
         .installments
         .iter()
@@ -174,7 +179,7 @@ pub fn compute_position(
     let mut accrued_through: Option<NaiveDate> = None;
     let mut allocations = Vec::with_capacity(ordered.len());
 
-    for payment in ordered {
+    for (index, payment) in ordered {
         if let Some(day_before) = payment.value_date.pred_opt() {
             accrue(
                 schedule,
@@ -185,7 +190,7 @@ pub fn compute_position(
             )?;
         }
         let splits = allocate(schedule, &mut running, payment)?;
-        allocations.push((payment.reference.clone(), splits));
+        allocations.push((index, splits));
     }
     accrue(schedule, terms, &mut running, &mut accrued_through, as_of)?;
 

@@ -210,8 +210,13 @@ fn replies_validate_against_their_schema() {
     }
     for name in ["ok", "error"] {
         let path = format!("examples/replies/{name}.json");
-        let example = std::fs::read_to_string(proto_dir().join(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert_valid("replies/command_reply.json", &serde_json::from_str(&example).expect("JSON"), &path);
+        let example = std::fs::read_to_string(proto_dir().join(&path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_valid(
+            "replies/command_reply.json",
+            &serde_json::from_str(&example).expect("JSON"),
+            &path,
+        );
     }
     let error = serde_json::to_value(CommandReply::error(
         loan_contract::ErrorCode::RuleViolated,

@@ -292,7 +292,10 @@ pub(crate) fn full_history() -> Script {
         &["finance"],
         json!({ "loan_id": loan_a, "payment_reference": "PAY-0003", "amount": "50.00", "value_date": "2026-03-20" }),
     );
-    assert!(matches!(refused, CommandReply::Error { .. }), "a written-off loan refuses repayments: {refused:?}");
+    assert!(
+        matches!(refused, CommandReply::Error { .. }),
+        "a written-off loan refuses repayments: {refused:?}"
+    );
 
     // Loan B: approved by a person, then withdrawn. Loan C: rejected by a person.
     ok(s.send(CommandKind::CaptureLead, &["loan_officer"], lead(loan_b)));

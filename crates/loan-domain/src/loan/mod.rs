@@ -596,7 +596,7 @@ pub fn decide(
                 .position
                 .allocations
                 .iter()
-                .find(|(r, _)| *r == reference)
+                .find(|(index, _)| *index == payments.len() - 1)
                 .map(|(_, splits)| splits.clone())
                 .unwrap_or_default();
             let mut events = vec![LoanEvent::RepaymentRecorded {
