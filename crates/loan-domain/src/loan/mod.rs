@@ -440,24 +440,31 @@ pub fn decide(
                     ),
                 ));
             }
-            if c.annual_rate != *approved_rate {
-                return Err(DomainError::rule(
-                    "terms_differ_from_approval",
-                    Some("annual_rate"),
+            let differences = [
+                (
+                    "annual_rate",
+                    c.annual_rate != *approved_rate,
                     format!(
                         "annual rate {} differs from the approved {approved_rate}",
                         c.annual_rate
                     ),
-                ));
-            }
-            if c.term_months != *approved_term {
-                return Err(DomainError::rule(
-                    "terms_differ_from_approval",
-                    Some("term_months"),
+                ),
+                (
+                    "term_months",
+                    c.term_months != *approved_term,
                     format!(
                         "term of {} months differs from the approved {approved_term}",
                         c.term_months
                     ),
+                ),
+            ];
+            if let Some((field, _, message)) =
+                differences.into_iter().find(|(_, differs, _)| *differs)
+            {
+                return Err(DomainError::rule(
+                    "terms_differ_from_approval",
+                    Some(field),
+                    message,
                 ));
             }
             if c.grace_days > MAX_GRACE_DAYS {

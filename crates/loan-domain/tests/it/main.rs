@@ -3,6 +3,7 @@
     unused_crate_dependencies,
     reason = "a test binary links every dependency of its crate; it uses only some"
 )]
+mod a_contract_carries_the_approved_terms;
 mod backdated_repayments_and_reversals;
 mod lifecycle_properties;
 mod pii_never_prints_in_clear;
