@@ -377,17 +377,20 @@ impl Outstanding {
 
 /// Outstanding principal, scheduled interest not yet paid, and accrued unpaid penalty.
 pub fn outstanding(schedule: &Schedule, positions: &[InstallmentPosition]) -> Outstanding {
-    schedule.installments.iter().zip(positions).fold(
-        Outstanding::default(),
-        |total, (installment, position)| {
-            let part = unpaid(installment, position);
-            Outstanding {
-                principal: total.principal.saturating_add(part.principal),
-                interest: total.interest.saturating_add(part.interest),
-                penalty: total.penalty.saturating_add(part.penalty),
-            }
-        },
-    )
+    sum_unpaid(schedule.installments.iter().zip(positions))
+}
+
+fn sum_unpaid<'a>(
+    rows: impl Iterator<Item = (&'a Installment, &'a InstallmentPosition)>,
+) -> Outstanding {
+    rows.fold(Outstanding::default(), |total, (installment, position)| {
+        let part = unpaid(installment, position);
+        Outstanding {
+            principal: total.principal.saturating_add(part.principal),
+            interest: total.interest.saturating_add(part.interest),
+            penalty: total.penalty.saturating_add(part.penalty),
+        }
+    })
 }
 
 /// The net per-installment change from `before` to `after`; unchanged installments omitted.
@@ -467,13 +470,13 @@ pub fn overdue_amount(
     positions: &[InstallmentPosition],
     as_of: NaiveDate,
 ) -> Outstanding {
-    let due: Vec<Installment> = schedule
-        .installments
-        .iter()
-        .filter(|installment| installment.due_date < as_of)
-        .cloned()
-        .collect();
-    outstanding(&Schedule { installments: due }, positions)
+    sum_unpaid(
+        schedule
+            .installments
+            .iter()
+            .zip(positions)
+            .filter(|(installment, _)| installment.due_date < as_of),
+    )
 }
 
 fn unpaid(installment: &Installment, position: &InstallmentPosition) -> Outstanding {

@@ -950,44 +950,23 @@ pub fn evolve(loan: Loan, event: &LoanEvent) -> Loan {
             automated_decisions: Vec::new(),
             closing_reasons: Vec::new(),
         })),
-        (Loan::Lead(mut app), E::OfficerAssigned { officer_id, .. }) => {
-            app.officer_id = Some(officer_id.clone());
-            Loan::Lead(app)
-        }
-        (Loan::Review(mut app), E::OfficerAssigned { officer_id, .. }) => {
-            app.officer_id = Some(officer_id.clone());
-            Loan::Review(app)
+        (loan @ (Loan::Lead(_) | Loan::Review(_)), E::OfficerAssigned { officer_id, .. }) => {
+            with_open_application(loan, |app| app.officer_id = Some(officer_id.clone()))
         }
         (
-            Loan::Lead(mut app),
+            loan @ (Loan::Lead(_) | Loan::Review(_)),
             E::FollowUpLogged {
                 note,
                 next_follow_up_on,
                 logged_on,
             },
-        ) => {
+        ) => with_open_application(loan, |app| {
             app.follow_ups.push(FollowUp {
                 note: note.clone(),
                 next_follow_up_on: *next_follow_up_on,
                 logged_on: *logged_on,
-            });
-            Loan::Lead(app)
-        }
-        (
-            Loan::Review(mut app),
-            E::FollowUpLogged {
-                note,
-                next_follow_up_on,
-                logged_on,
-            },
-        ) => {
-            app.follow_ups.push(FollowUp {
-                note: note.clone(),
-                next_follow_up_on: *next_follow_up_on,
-                logged_on: *logged_on,
-            });
-            Loan::Review(app)
-        }
+            })
+        }),
         (Loan::Lead(mut app), E::SubmittedForReview { documents, .. }) => {
             app.documents = documents.clone();
             Loan::Review(app)
@@ -1058,6 +1037,21 @@ pub fn evolve(loan: Loan, event: &LoanEvent) -> Loan {
             event,
         ) => evolve_account(loan, event),
         (loan, _) => loan,
+    }
+}
+
+/// Changes the application of a lead or review, keeping its stage.
+fn with_open_application(loan: Loan, change: impl FnOnce(&mut Application)) -> Loan {
+    match loan {
+        Loan::Lead(mut app) => {
+            change(&mut app);
+            Loan::Lead(app)
+        }
+        Loan::Review(mut app) => {
+            change(&mut app);
+            Loan::Review(app)
+        }
+        other => other,
     }
 }
 

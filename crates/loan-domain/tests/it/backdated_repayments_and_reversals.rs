@@ -344,3 +344,38 @@ fn a_backdated_payment_that_would_make_a_later_one_an_overpayment_is_refused() {
         other => panic!("expected an overpayment refusal naming the later payment, got {other:?}"),
     }
 }
+
+#[test]
+fn an_installment_due_today_is_next_due_not_overdue_and_arrears_are_reported_apart() {
+    use loan_domain::servicing::{next_due, overdue_amount};
+    let s = repaying();
+    let account = s.account();
+    let on = |d| {
+        account
+            .position_as_of(&account.payments, d)
+            .expect("position")
+            .installments
+    };
+    // On 03-10 installment 2 (1,110.00) is due today: next due, no arrears.
+    let due_day = date(2026, 3, 10);
+    let next = next_due(&account.schedule, &on(due_day), due_day).expect("a next installment");
+    assert_eq!(
+        (next.installment, next.due_date, next.amount),
+        (2, due_day, money("1110.00"))
+    );
+    assert_eq!(
+        overdue_amount(&account.schedule, &on(due_day), due_day).total(),
+        money("0.00")
+    );
+    // On 03-11 it is in arrears (without penalty yet: grace is 5 days) and installment 3 is next.
+    let day_after = date(2026, 3, 11);
+    let arrears = overdue_amount(&account.schedule, &on(day_after), day_after);
+    assert_eq!(
+        (arrears.principal, arrears.interest, arrears.penalty),
+        (money("1000.00"), money("110.00"), money("0.00"))
+    );
+    assert_eq!(
+        next_due(&account.schedule, &on(day_after), day_after).map(|n| n.installment),
+        Some(3)
+    );
+}
