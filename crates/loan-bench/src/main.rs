@@ -32,6 +32,9 @@ use futures::StreamExt;
 use loan_command_service::{ServiceConfig, run};
 use loan_contract::{CommandReply, Subjects};
 use loan_domain::CommandKind;
+use loan_engine::{Engine, EngineConfig, MasterKey, Vault};
+use loan_store::keys::MemoryKeyStore;
+use loan_store::memory::MemoryStore;
 use loan_testkit::NatsServer;
 use loan_testkit::synthetic::national_id;
 use serde_json::{Value, json};
@@ -51,6 +54,10 @@ struct Args {
     /// Durability settings to measure.
     #[arg(long, value_delimiter = ',', default_value = "default,always")]
     sync: Vec<String>,
+    /// Measure only the engine on an in-memory store (no server): its CPU cost per
+    /// command. Run under `valgrind --tool=callgrind` for an instruction profile.
+    #[arg(long)]
+    engine_only: bool,
 }
 
 /// Throughput and latency of one measurement.
@@ -263,41 +270,53 @@ async fn floor(
     figures
 }
 
+/// Where commands go: the command service over NATS, or straight into an engine on an
+/// in-memory store (no server: the engine's own cost).
+#[derive(Clone)]
+enum Target {
+    Nats(async_nats::Client, Subjects),
+    Engine(Arc<Engine<MemoryStore>>),
+}
+
 async fn send(
-    client: &async_nats::Client,
-    subjects: &Subjects,
+    target: &Target,
     kind: CommandKind,
     roles: &[&str],
     payload: Value,
 ) -> anyhow::Result<()> {
     let body = json!({ "command_id": Uuid::now_v7(), "actor": { "id": "bench", "roles": roles }, "correlation_id": Uuid::now_v7(), "payload": payload });
-    let reply = client
-        .request(subjects.command(kind), serde_json::to_vec(&body)?.into())
-        .await?;
-    match serde_json::from_slice::<CommandReply>(&reply.payload)? {
+    let body = serde_json::to_vec(&body)?;
+    let reply = match target {
+        Target::Nats(client, subjects) => {
+            let reply = client.request(subjects.command(kind), body.into()).await?;
+            serde_json::from_slice::<CommandReply>(&reply.payload)?
+        }
+        Target::Engine(engine) => {
+            let reply = engine.execute(kind, &body, chrono::Utc::now()).await;
+            // The service serialises every reply; so does this, to measure the same work.
+            std::hint::black_box(serde_json::to_vec(&reply)?);
+            reply
+        }
+    };
+    match reply {
         CommandReply::Ok { .. } => Ok(()),
         CommandReply::Error { error } => bail!("{kind} refused: {error:?}"),
     }
 }
 
 /// Registers a customer and disburses `loans` loans today; returns the loan ids.
-async fn setup_loans(
-    client: &async_nats::Client,
-    subjects: &Subjects,
-    loans: usize,
-) -> anyhow::Result<Vec<Uuid>> {
+async fn setup_loans(target: &Target, loans: usize) -> anyhow::Result<Vec<Uuid>> {
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
     let customer_id = Uuid::now_v7();
-    send(client, subjects, CommandKind::RegisterCustomer, &["customer_service"], json!({
+    send(target, CommandKind::RegisterCustomer, &["customer_service"], json!({
         "customer_id": customer_id, "name": "Bench Borrower", "gender": "male", "birth_date": "1985-05-05",
         "phone": "13700000000", "national_id": national_id("11010519850505123"), "bank_card": "6222021234567890128",
         "region": "beijing", "employer": null, "risk_appetite": "balanced", "channel": "app",
         "financials": { "monthly_income": "500000.00", "monthly_debt_payments": "0.00", "total_assets": "0.00", "total_liabilities": "0.00" }
     })).await?;
-    send(client, subjects, CommandKind::RecordCreditAssessment, &["system"], json!({ "customer_id": customer_id, "score": 800, "source": "bench", "assessed_on": today })).await?;
+    send(target, CommandKind::RecordCreditAssessment, &["system"], json!({ "customer_id": customer_id, "score": 800, "source": "bench", "assessed_on": today })).await?;
     send(
-        client,
-        subjects,
+        target,
         CommandKind::VerifyIdentity,
         &["system"],
         json!({ "customer_id": customer_id, "method": "bench", "verified_on": today }),
@@ -307,11 +326,11 @@ async fn setup_loans(
     let mut ids = Vec::new();
     for _ in 0..loans {
         let loan_id = Uuid::now_v7();
-        send(client, subjects, CommandKind::CaptureLead, &["loan_officer"], json!({ "loan_id": loan_id, "customer_id": customer_id, "channel": "app", "purpose": "consumer", "requested_amount": "100000.00", "currency": "CNY", "term_months": 24 })).await?;
-        send(client, subjects, CommandKind::SubmitForReview, &["loan_officer"], json!({ "loan_id": loan_id, "documents": ["id_card", "credit_report", "income_proof"] })).await?;
-        send(client, subjects, CommandKind::ApproveApplication, &["underwriter"], json!({ "loan_id": loan_id, "approved_amount": "100000.00", "annual_rate": "0.10", "term_months": 24 })).await?;
-        send(client, subjects, CommandKind::SignContract, &["loan_officer"], json!({ "loan_id": loan_id, "principal": "100000.00", "annual_rate": "0.10", "term_months": 24, "method": "equal_installment", "first_due_date": first_due, "grace_days": 3, "daily_penalty_rate": "0.0005" })).await?;
-        send(client, subjects, CommandKind::DisburseLoan, &["finance"], json!({ "loan_id": loan_id, "payout_reference": format!("PO-{loan_id}"), "value_date": today })).await?;
+        send(target, CommandKind::CaptureLead, &["loan_officer"], json!({ "loan_id": loan_id, "customer_id": customer_id, "channel": "app", "purpose": "consumer", "requested_amount": "100000.00", "currency": "CNY", "term_months": 24 })).await?;
+        send(target, CommandKind::SubmitForReview, &["loan_officer"], json!({ "loan_id": loan_id, "documents": ["id_card", "credit_report", "income_proof"] })).await?;
+        send(target, CommandKind::ApproveApplication, &["underwriter"], json!({ "loan_id": loan_id, "approved_amount": "100000.00", "annual_rate": "0.10", "term_months": 24 })).await?;
+        send(target, CommandKind::SignContract, &["loan_officer"], json!({ "loan_id": loan_id, "principal": "100000.00", "annual_rate": "0.10", "term_months": 24, "method": "equal_installment", "first_due_date": first_due, "grace_days": 3, "daily_penalty_rate": "0.0005" })).await?;
+        send(target, CommandKind::DisburseLoan, &["finance"], json!({ "loan_id": loan_id, "payout_reference": format!("PO-{loan_id}"), "value_date": today })).await?;
         ids.push(loan_id);
     }
     Ok(ids)
@@ -350,32 +369,72 @@ async fn service(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // Set up the loans from all callers at once (one customer per caller).
-    let setups = (0..callers).map(|_| setup_loans(&client, &subjects, loans_per_caller));
+    let target = Target::Nats(client, subjects);
+    let setups = (0..callers).map(|_| setup_loans(&target, loans_per_caller));
     let mut loans = Vec::new();
     for batch in futures::future::join_all(setups).await {
         loans.extend(batch?);
     }
-    let loans = Arc::new(loans);
-    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
-    let figures = drive(callers, seconds, move |caller, i| {
-        let (client, subjects, loans) = (client.clone(), subjects.clone(), loans.clone());
-        async move {
-            let loan_id = loans[caller * loans_per_caller + (i as usize % loans_per_caller)];
-            send(&client, &subjects, CommandKind::RecordRepayment, &["system"], json!({
-                "loan_id": loan_id, "payment_reference": format!("B-{caller}-{i}"), "amount": "1.00", "value_date": today
-            }))
-            .await
-        }
-    })
-    .await;
+    let figures = repayments(&target, loans, callers, loans_per_caller, seconds).await;
     let _ = stop.send(());
     let _ = service.await;
     figures
 }
 
+/// The measured workload: repayments of 1.00, value-dated today, spread over the loans.
+async fn repayments(
+    target: &Target,
+    loans: Vec<Uuid>,
+    callers: usize,
+    loans_per_caller: usize,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let loans = Arc::new(loans);
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let target = target.clone();
+    drive(callers, seconds, move |caller, i| {
+        let (target, loans) = (target.clone(), loans.clone());
+        async move {
+            let loan_id = loans[caller * loans_per_caller + (i as usize % loans_per_caller)];
+            send(&target, CommandKind::RecordRepayment, &["system"], json!({
+                "loan_id": loan_id, "payment_reference": format!("B-{caller}-{i}"), "amount": "1.00", "value_date": today
+            }))
+            .await
+        }
+    })
+    .await
+}
+
+/// The engine alone on an in-memory store: its CPU cost per command, no server involved.
+async fn engine_only(
+    callers: usize,
+    loans_per_caller: usize,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let vault = Vault::new(&MasterKey::generate(), Arc::new(MemoryKeyStore::new()));
+    let target = Target::Engine(Arc::new(Engine::new(
+        MemoryStore::new(),
+        vault,
+        EngineConfig::default(),
+    )));
+    let mut loans = Vec::new();
+    for _ in 0..callers {
+        loans.extend(setup_loans(&target, loans_per_caller).await?);
+    }
+    repayments(&target, loans, callers, loans_per_caller, seconds).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.engine_only {
+        let figures = engine_only(1, args.loans_per_caller, args.seconds).await?;
+        println!(
+            "engine only (in-memory store, 1 caller)  {figures}  = {:.1} us/command",
+            1e6 / figures.per_second
+        );
+        return Ok(());
+    }
     println!(
         "loan-bench: {} s per measurement, nats-server {}",
         args.seconds,

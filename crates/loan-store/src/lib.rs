@@ -18,6 +18,7 @@ pub mod commit;
 pub mod conformance;
 pub mod jetstream;
 pub mod keys;
+pub mod memory;
 
 use std::future::Future;
 

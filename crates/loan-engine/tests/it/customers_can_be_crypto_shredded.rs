@@ -19,11 +19,11 @@ use loan_store::{AggregateRef, Commit, EventStore, History};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::memory_store::MemoryStore;
 use crate::support::{
     BANK_CARD, Driver, NEW_PHONE, PHONE, assert_nothing_in_clear, disburse, national_id, ok,
     ok_events, onboard, refused, request, signed_loan,
 };
+use loan_store::memory::MemoryStore;
 
 fn customer_ref(id: Uuid) -> AggregateRef {
     AggregateRef {

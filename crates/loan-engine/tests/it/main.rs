@@ -4,5 +4,4 @@
     reason = "a test binary links every dependency of its crate; it uses only some"
 )]
 mod customers_can_be_crypto_shredded;
-mod memory_store;
 mod support;

@@ -99,3 +99,8 @@ async fn acknowledged_commits_survive_a_server_crash() {
     let after = store.load(loan).await.expect("load after restart");
     assert_eq!(after, before, "every acknowledged commit survived kill -9");
 }
+
+#[tokio::test]
+async fn the_in_memory_store_passes_the_same_conformance_suite() {
+    conformance::run_all(|| async { loan_store::memory::MemoryStore::new() }).await;
+}
