@@ -33,6 +33,7 @@ use loan_command_service::{ServiceConfig, run};
 use loan_contract::{CommandReply, Subjects};
 use loan_domain::CommandKind;
 use loan_engine::{Engine, EngineConfig, MasterKey, Vault};
+use loan_store::group_commit::GroupCommit;
 use loan_store::keys::MemoryKeyStore;
 use loan_store::memory::MemoryStore;
 use loan_testkit::NatsServer;
@@ -191,6 +192,84 @@ async fn raw(
 }
 
 /// (2) The floor of any command service: request → state in memory → append → reply.
+/// Raw limit of atomic batches (nats-server 2.12+ `allow_atomic`): `in_flight` callers each
+/// publish batches of `batch` messages to `batch` different subjects, each message with its
+/// `Nats-Expected-Last-Subject-Sequence` (and `Nats-Msg-Id` when `with_msg_id`), as the
+/// store's group commit does ([`loan_store::group_commit`]). Figures
+/// count messages, not batches.
+async fn raw_atomic(
+    client: &async_nats::Client,
+    in_flight: usize,
+    batch: usize,
+    with_msg_id: bool,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let js = jetstream::new(client.clone());
+    let run = Uuid::now_v7().simple().to_string();
+    let name = format!("ATOM_{}_{in_flight}_{batch}", &run[24..]);
+    let prefix = format!("atom{}{in_flight}x{batch}", &run[24..]);
+    js.create_stream(stream::Config {
+        name,
+        subjects: vec![format!("{prefix}.>")],
+        storage: stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        allow_atomic_publish: true,
+        ..Default::default()
+    })
+    .await
+    .context("creating an atomic-batch bench stream")?;
+    let last: Arc<Vec<Vec<AtomicU64>>> = Arc::new(
+        (0..in_flight)
+            .map(|_| (0..batch).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+    );
+    let client = client.clone();
+    let figures = drive(in_flight, seconds, move |caller, _| {
+        let js = js.clone();
+        let client = client.clone();
+        let last = last.clone();
+        let prefix = prefix.clone();
+        async move {
+            let batch_id = Uuid::now_v7().simple().to_string();
+            for i in 0..batch {
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Batch-Id", batch_id.as_str());
+                headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+                if with_msg_id {
+                    headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+                }
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    last[caller][i].load(Ordering::Relaxed).to_string().as_str(),
+                );
+                let subject = format!("{prefix}.c{caller}.a{i}");
+                if i + 1 < batch {
+                    client
+                        .publish_with_headers(subject, headers, commit_payload())
+                        .await?;
+                } else {
+                    headers.insert("Nats-Batch-Commit", "1");
+                    let ack = js
+                        .publish_with_headers(subject, headers, commit_payload())
+                        .await?
+                        .await?;
+                    for (j, seq) in last[caller].iter().enumerate() {
+                        seq.store(ack.sequence - (batch - 1 - j) as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(Figures {
+        per_second: figures.per_second * batch as f64,
+        ..figures
+    })
+}
+
 async fn floor(
     client: &async_nats::Client,
     callers: usize,
@@ -342,16 +421,18 @@ async fn service(
     callers: usize,
     loans_per_caller: usize,
     seconds: u64,
+    group_commit: Option<GroupCommit>,
 ) -> anyhow::Result<Figures> {
     let run_id = Uuid::now_v7().simple().to_string();
     let subjects =
         Subjects::new(format!("svc{}{callers}", &run_id[24..])).map_err(anyhow::Error::msg)?;
-    let config = ServiceConfig::new(
+    let mut config = ServiceConfig::new(
         server.url(),
         subjects.clone(),
         format!("SVC_{}_{callers}", &run_id[24..]),
         loan_command_service::MasterKey::generate(),
     );
+    config.store.group_commit = group_commit;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(run(config, async {
         let _ = stopped.await;
@@ -458,19 +539,42 @@ async fn main() -> anyhow::Result<()> {
             println!("(1) raw JetStream, {n:>2} in flight       {r}");
             raws.insert(n, r);
         }
+        for (n, b) in [(1, 2), (1, 16), (4, 64)] {
+            let r = raw_atomic(&client, n, b, true, args.seconds).await?;
+            println!(
+                "(1) raw atomic batches of {b:>2}, {n} in flight  {r} (messages; latency per batch)"
+            );
+        }
         for n in [16, 64] {
             let f = floor(&client, n, args.seconds).await?;
             println!("(2) floor service, {n:>2} callers         {f}");
             floors.insert(n, f);
         }
-        for n in [16, 64] {
-            let s = service(&server, n, args.loans_per_caller, args.seconds).await?;
-            println!("(3) command service, {n:>2} callers       {s}");
-            println!(
-                "    ratios at {n}: (3)/(2) = {:.0}%   (3)/(1) = {:.0}%",
-                100.0 * s.per_second / floors[&n].per_second,
-                100.0 * s.per_second / raws[&n].per_second
-            );
+        for group_commit in [None, Some(GroupCommit::default())] {
+            if group_commit.is_some() && mode != loan_testkit::Sync::Always {
+                continue;
+            }
+            let label = if group_commit.is_some() {
+                "+ group commit"
+            } else {
+                ""
+            };
+            for n in [16, 64] {
+                let s = service(
+                    &server,
+                    n,
+                    args.loans_per_caller,
+                    args.seconds,
+                    group_commit,
+                )
+                .await?;
+                println!("(3) command service {label}, {n:>2} callers  {s}");
+                println!(
+                    "    ratios at {n}: (3)/(2) = {:.0}%   (3)/(1) = {:.0}%",
+                    100.0 * s.per_second / floors[&n].per_second,
+                    100.0 * s.per_second / raws[&n].per_second
+                );
+            }
         }
     }
     Ok(())

@@ -158,6 +158,81 @@ pub async fn exactly_one_of_racing_appends_wins<S: EventStore>(store: &S) {
     assert_eq!(store.load(loan).await.expect("load").commits.len(), 2);
 }
 
+/// Many concurrent appends to different aggregates (a backend may write them together,
+/// e.g. JetStream's group commit) each land where their acknowledgement says, and a
+/// retried, a stale and a fresh append mixed among them are each told apart.
+pub async fn concurrent_appends_land_where_acknowledged<S: EventStore>(store: &S) {
+    let retried_loan = new_loan();
+    let retried = sample_commit(retried_loan, 0, 1);
+    let original = stored(store.append(&retried, 0).await, "original");
+    let stale_loan = new_loan();
+    let stale_base = stored(
+        store.append(&sample_commit(stale_loan, 0, 1), 0).await,
+        "stale base",
+    );
+    stored(
+        store
+            .append(&sample_commit(stale_loan, 1, 1), stale_base)
+            .await,
+        "moves the stale loan on",
+    );
+    let stale = sample_commit(stale_loan, 1, 1);
+    let fresh: Vec<Commit> = (0..96).map(|_| sample_commit(new_loan(), 0, 2)).collect();
+
+    let mut appends: Vec<(&Commit, u64)> = fresh.iter().map(|c| (c, 0)).collect();
+    appends.insert(40, (&retried, 0));
+    appends.insert(70, (&stale, stale_base));
+    let results = futures::future::join_all(
+        appends
+            .iter()
+            .map(|(commit, expected)| store.append(commit, *expected)),
+    )
+    .await;
+    for ((commit, _), result) in appends.iter().zip(&results) {
+        match result {
+            Ok(Appended::Stored { position }) => {
+                let at = store
+                    .commit_at(*position)
+                    .await
+                    .expect("commit_at")
+                    .expect("an acknowledged position holds a commit");
+                assert_eq!(
+                    at.commit, **commit,
+                    "the commit at {position} is the one acknowledged there"
+                );
+            }
+            Ok(Appended::Duplicate { position }) => {
+                assert_eq!(
+                    commit.command_id, retried.command_id,
+                    "only the retry is a duplicate"
+                );
+                assert_eq!(
+                    *position, original,
+                    "the duplicate names the original position"
+                );
+            }
+            Err(StoreError::Conflict { aggregate, .. }) => {
+                assert_eq!(*aggregate, stale_loan, "only the stale append conflicts");
+            }
+            Err(other) => panic!("unexpected failure: {other}"),
+        }
+    }
+    let stored_count = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Appended::Stored { .. })))
+        .count();
+    assert_eq!(
+        stored_count,
+        fresh.len(),
+        "every fresh commit stored: {results:?}"
+    );
+    assert_eq!(
+        store.load(retried_loan).await.expect("load").commits.len(),
+        1
+    );
+    assert_eq!(store.load(stale_loan).await.expect("load").commits.len(), 2);
+}
+
 /// Reading the whole log returns every commit in log order, in pages.
 pub async fn the_log_reads_in_order<S: EventStore>(store: &S) {
     let (a, b) = (new_loan(), new_loan());
@@ -240,6 +315,7 @@ pub async fn run_all<S: EventStore, F: std::future::Future<Output = S>>(fresh: i
     stale_expectations_conflict(&fresh().await).await;
     a_command_id_is_stored_once(&fresh().await).await;
     exactly_one_of_racing_appends_wins(&fresh().await).await;
+    concurrent_appends_land_where_acknowledged(&fresh().await).await;
     the_log_reads_in_order(&fresh().await).await;
     command_ids_are_remembered(&fresh().await).await;
 }

@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::command_index::CommandIndex;
+use crate::group_commit::{Appender, GroupCommit, GroupCommitStats, Written};
 use crate::{
     AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
 };
@@ -50,6 +51,10 @@ pub struct StoreConfig {
     pub max_message_size: usize,
     /// Times a publish that timed out is retried with the same message id.
     pub publish_retries: u32,
+    /// Group commit of concurrent appends into atomic batches ([`crate::group_commit`]),
+    /// off by default: it pays only with `sync_interval: always` under heavy concurrency
+    /// (docs/performance.md). Used only where the server has atomic batches (2.12+).
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl StoreConfig {
@@ -62,6 +67,7 @@ impl StoreConfig {
             command_retention: Duration::from_secs(7 * 24 * 3600),
             max_message_size: 1024 * 1024,
             publish_retries: 3,
+            group_commit: None,
         }
     }
 }
@@ -72,6 +78,7 @@ pub struct JetStreamStore {
     context: jetstream::Context,
     stream: stream::Stream,
     commands: CommandIndex,
+    appender: Option<Appender>,
     config: StoreConfig,
 }
 
@@ -93,14 +100,22 @@ impl JetStreamStore {
             allow_direct: true,
             max_message_size,
             duplicate_window: config.duplicate_window,
+            allow_atomic_publish: config.group_commit.is_some(),
             ..Default::default()
         };
-        context
+        let info = context
             .create_or_update_stream(stream_config)
             .await
             .map_err(|e| {
                 StoreError::unavailable(format!("creating stream {}", config.stream), e)
             })?;
+        // A server older than 2.12 drops the option it does not know: no atomic batches.
+        let appender = match config.group_commit {
+            Some(group) if info.config.allow_atomic_publish => {
+                Some(Appender::start(context.client(), group))
+            }
+            _ => None,
+        };
         let stream = context
             .get_stream(&config.stream)
             .await
@@ -126,8 +141,15 @@ impl JetStreamStore {
             context,
             stream,
             commands,
+            appender,
             config,
         })
+    }
+
+    /// Counters of the group commit; `None` when it is off (by configuration, or on a
+    /// server without atomic batches).
+    pub fn group_commit_stats(&self) -> Option<GroupCommitStats> {
+        self.appender.as_ref().map(Appender::stats)
     }
 
     fn subject(&self, aggregate: AggregateRef) -> String {
@@ -194,6 +216,79 @@ impl JetStreamStore {
     }
 }
 
+impl JetStreamStore {
+    /// Publishes one commit as its own message: PubAck timeouts retried with the same
+    /// message id, a conflict caused by our own landed attempt recognised as a duplicate.
+    async fn publish_alone(
+        &self,
+        commit: &Commit,
+        subject: String,
+        payload: bytes::Bytes,
+        expected_last: u64,
+    ) -> Result<Appended, StoreError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", commit.command_id.to_string().as_str());
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            expected_last.to_string().as_str(),
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match self
+                .context
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(ack) if ack.duplicate => {
+                    return Ok(Appended::Duplicate {
+                        position: ack.sequence,
+                    });
+                }
+                Ok(ack) => {
+                    return Ok(Appended::Stored {
+                        position: ack.sequence,
+                    });
+                }
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                    // The server checks the expected sequence before the message id, so a
+                    // retry of a publish that did land shows up as a conflict: look for it.
+                    if let Some(position) = self
+                        .find_command_after(&subject, expected_last, commit.command_id)
+                        .await?
+                    {
+                        return Ok(Appended::Duplicate { position });
+                    }
+                    return Err(StoreError::Conflict {
+                        aggregate: commit.aggregate,
+                        expected: expected_last,
+                    });
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                    ) && attempt <= self.config.publish_retries =>
+                {
+                    // Unknown outcome: the same message id makes the retry safe.
+                    warn!(command_id = %commit.command_id, attempt, %error, "publish outcome unknown, retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(error) => {
+                    return Err(StoreError::unavailable(
+                        format!("appending to {subject}"),
+                        error,
+                    ));
+                }
+            }
+        }
+    }
+}
+
 impl EventStore for JetStreamStore {
     async fn load(&self, aggregate: AggregateRef) -> Result<History, StoreError> {
         let subject = self.subject(aggregate);
@@ -251,65 +346,28 @@ impl EventStore for JetStreamStore {
             });
         }
         let subject = self.subject(commit.aggregate);
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", commit.command_id.to_string().as_str());
-        headers.insert(
-            "Nats-Expected-Last-Subject-Sequence",
-            expected_last.to_string().as_str(),
-        );
         let payload = bytes::Bytes::from(payload);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = match self
-                .context
-                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                .await
-            {
-                Ok(ack) => ack.await,
-                Err(error) => Err(error),
-            };
-            match outcome {
-                Ok(ack) if ack.duplicate => {
-                    return Ok(Appended::Duplicate {
-                        position: ack.sequence,
-                    });
-                }
-                Ok(ack) => {
-                    return Ok(Appended::Stored {
-                        position: ack.sequence,
-                    });
-                }
-                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                    // The server checks the expected sequence before the message id, so a
-                    // retry of a publish that did land shows up as a conflict: look for it.
-                    if let Some(position) = self
-                        .find_command_after(&subject, expected_last, commit.command_id)
-                        .await?
-                    {
-                        return Ok(Appended::Duplicate { position });
-                    }
-                    return Err(StoreError::Conflict {
-                        aggregate: commit.aggregate,
-                        expected: expected_last,
-                    });
-                }
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
-                    ) && attempt <= self.config.publish_retries =>
-                {
-                    // Unknown outcome: the same message id makes the retry safe.
-                    warn!(command_id = %commit.command_id, attempt, %error, "publish outcome unknown, retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                }
-                Err(error) => {
-                    return Err(StoreError::unavailable(
-                        format!("appending to {subject}"),
-                        error,
-                    ));
-                }
+        let Some(appender) = &self.appender else {
+            return self
+                .publish_alone(commit, subject, payload, expected_last)
+                .await;
+        };
+        match appender
+            .write(
+                subject.clone(),
+                commit.command_id,
+                expected_last,
+                payload.clone(),
+            )
+            .await
+        {
+            Written::Stored(position) => Ok(Appended::Stored { position }),
+            Written::Alone(slot) => {
+                let outcome = self
+                    .publish_alone(commit, subject, payload, expected_last)
+                    .await;
+                drop(slot);
+                outcome
             }
         }
     }

@@ -16,6 +16,7 @@
 pub mod command_index;
 pub mod commit;
 pub mod conformance;
+pub mod group_commit;
 pub mod jetstream;
 pub mod keys;
 pub mod memory;

@@ -2,25 +2,29 @@
 
 use loan_contract::Subjects;
 use loan_store::conformance;
+use loan_store::group_commit::GroupCommit;
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
 use loan_store::{EventStore, History};
 use loan_testkit::NatsServer;
 use uuid::Uuid;
 
 async fn open(url: &str, name: &str) -> JetStreamStore {
+    open_with(url, name, None).await
+}
+
+async fn open_with(url: &str, name: &str, group_commit: Option<GroupCommit>) -> JetStreamStore {
     let client = async_nats::connect(url)
         .await
         .expect("connect to the test nats-server");
     let prefix = format!("t{}", name.to_lowercase());
-    JetStreamStore::open(
-        client,
-        StoreConfig::new(
-            format!("EVENTS_{name}"),
-            Subjects::new(prefix).expect("valid prefix"),
-        ),
-    )
-    .await
-    .expect("open store")
+    let mut config = StoreConfig::new(
+        format!("EVENTS_{name}"),
+        Subjects::new(prefix).expect("valid prefix"),
+    );
+    config.group_commit = group_commit;
+    JetStreamStore::open(client, config)
+        .await
+        .expect("open store")
 }
 
 fn unique() -> String {
@@ -36,6 +40,65 @@ async fn the_jetstream_store_passes_the_conformance_suite() {
         async move { open(&url, &unique()).await }
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_jetstream_store_with_group_commit_passes_the_conformance_suite() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let group = GroupCommit {
+        min_batch: 2,
+        ..GroupCommit::default()
+    };
+    conformance::run_all(|| {
+        let url = url.clone();
+        async move { open_with(&url, &unique(), Some(group)).await }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_appends_are_written_in_atomic_batches() {
+    let server = NatsServer::start();
+    let group = GroupCommit {
+        min_batch: 2,
+        ..GroupCommit::default()
+    };
+    let store = open_with(&server.url(), &unique(), Some(group)).await;
+    assert_eq!(
+        store.group_commit_stats(),
+        Some(Default::default()),
+        "nats-server 2.15 has atomic batches"
+    );
+    let fresh: Vec<_> = (0..64)
+        .map(|_| conformance::sample_commit(conformance::new_loan(), 0, 1))
+        .collect();
+    let results =
+        futures::future::join_all(fresh.iter().map(|commit| store.append(commit, 0))).await;
+    for (commit, result) in fresh.iter().zip(results) {
+        let Ok(loan_store::Appended::Stored { position }) = result else {
+            panic!("fresh commit not stored: {result:?}");
+        };
+        let at = store
+            .commit_at(position)
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(&at.commit, commit, "position {position} holds its commit");
+    }
+    let first = store.group_commit_stats().expect("group commit on");
+    assert!(
+        first.batches >= 1 && first.batched_commits >= 2 && first.refused_batches == 0,
+        "concurrent appends went out in batches: {first:?}"
+    );
+
+    conformance::concurrent_appends_land_where_acknowledged(&store).await;
+    let after = store.group_commit_stats().expect("group commit on");
+    assert!(
+        after.refused_batches >= 1,
+        "the batch holding the stale append and the retry was refused as a whole and \
+         its commits published one by one: {after:?}"
+    );
 }
 
 #[tokio::test]
