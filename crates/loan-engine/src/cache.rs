@@ -44,6 +44,9 @@ pub struct Cached {
     pub version: u64,
     /// Log position of the last commit (0: none yet).
     pub last_position: u64,
+    /// Chain hash of the last commit (`loan_store::GENESIS_HASH`: none yet): the next
+    /// commit's `previous_hash`.
+    pub last_hash: String,
     pub commands: VecDeque<RecentCommand>,
 }
 
@@ -57,12 +60,20 @@ impl Cached {
             state,
             version: 0,
             last_position: 0,
+            last_hash: loan_store::GENESIS_HASH.to_owned(),
             commands: VecDeque::new(),
         }
     }
 
-    /// Applies a commit's decoded events (evolve never fails).
-    pub fn apply(&mut self, commit: &Commit, events: &[EventEnvelope], position: u64) {
+    /// Applies a commit's decoded events (evolve never fails); `hash` is the commit's
+    /// chain hash as stored.
+    pub fn apply(
+        &mut self,
+        commit: &Commit,
+        events: &[EventEnvelope],
+        position: u64,
+        hash: String,
+    ) {
         for envelope in events {
             self.state = match (
                 std::mem::replace(&mut self.state, State::Loan(Loan::default())),
@@ -77,6 +88,7 @@ impl Cached {
         }
         self.version = commit.version;
         self.last_position = position;
+        self.last_hash = hash;
         if self.commands.len() == RECENT_COMMANDS {
             self.commands.pop_front();
         }
@@ -118,17 +130,18 @@ impl AggregateCache {
         commit: &Commit,
         events: &[EventEnvelope],
         position: u64,
+        hash: String,
     ) {
         let aggregate = commit.aggregate;
         let base_position = base.last_position;
         match self.entries.get_mut(&aggregate) {
             Some(entry) if entry.last_position == base_position => {
                 drop(base);
-                Arc::make_mut(entry).apply(commit, events, position);
+                Arc::make_mut(entry).apply(commit, events, position, hash);
             }
             _ => {
                 let mut next = Arc::unwrap_or_clone(base);
-                next.apply(commit, events, position);
+                next.apply(commit, events, position, hash);
                 self.entries.put(aggregate, Arc::new(next));
             }
         }

@@ -285,11 +285,12 @@ impl<S: EventStore> Engine<S> {
                 version: cached.version + sealed.len() as u64,
                 recorded_at: now,
                 request_digest: digest.clone(),
+                previous_hash: cached.last_hash.clone(),
                 events: codec::encode(&self.vault, &sealed).await?,
             };
             match self.store.append(&commit, cached.last_position).await {
-                Ok(Appended::Stored { position }) => {
-                    self.cache_commit(cached, &commit, &sealed, position);
+                Ok(Appended::Stored { position, hash }) => {
+                    self.cache_commit(cached, &commit, &sealed, position, hash);
                     let record = CommandRecord {
                         aggregate,
                         request_digest: digest,
@@ -452,11 +453,12 @@ impl<S: EventStore> Engine<S> {
         commit: &Commit,
         events: &[EventEnvelope],
         position: u64,
+        hash: String,
     ) {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .apply(cached, commit, events, position);
+            .apply(cached, commit, events, position, hash);
     }
 
     /// Records the command id without delaying the reply: within the deduplication
@@ -517,7 +519,12 @@ pub async fn rebuild(
     let mut reader = codec::Reader::new(vault);
     for recorded in &history.commits {
         let events = reader.decode(recorded).await?;
-        cached.apply(&recorded.commit, &events, recorded.position);
+        cached.apply(
+            &recorded.commit,
+            &events,
+            recorded.position,
+            recorded.hash.clone(),
+        );
     }
     Ok(cached)
 }

@@ -11,6 +11,11 @@ use crate::AggregateRef;
 
 /// One command's events. `version` is the aggregate version after the commit (the
 /// version of its last event); the log position is assigned by the store.
+///
+/// Commits of one aggregate form a hash chain: `previous_hash` is the SHA-256 of the
+/// stored bytes of the aggregate's previous commit ([`chain_hash`]), [`GENESIS_HASH`] for
+/// its first. Changing, dropping or reordering a commit breaks the chain at the next one
+/// ([`crate::chain`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Commit {
@@ -24,6 +29,9 @@ pub struct Commit {
     pub recorded_at: DateTime<Utc>,
     /// [`request_digest`] of the command payload.
     pub request_digest: String,
+    /// [`chain_hash`] of the aggregate's previous commit as stored; [`GENESIS_HASH`] for
+    /// the first.
+    pub previous_hash: String,
     /// The events in their stored form (sensitive fields already encrypted by the writer).
     pub events: Vec<StoredEvent>,
 }
@@ -37,6 +45,14 @@ impl Commit {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+/// `previous_hash` of an aggregate's first commit.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// SHA-256 (hex) of a commit's stored bytes: the link of the aggregate's hash chain.
+pub fn chain_hash(stored: &[u8]) -> String {
+    hex::encode(Sha256::digest(stored))
 }
 
 /// SHA-256 (hex) of a request payload in canonical JSON (object keys sorted, no

@@ -57,13 +57,14 @@ pub fn sample_commit(aggregate: AggregateRef, base_version: u64, events: usize) 
         version: base_version + events.len() as u64,
         recorded_at,
         request_digest: "0".repeat(64),
+        previous_hash: crate::GENESIS_HASH.to_owned(),
         events,
     }
 }
 
 fn stored(result: Result<Appended, StoreError>, what: &str) -> u64 {
     match result {
-        Ok(Appended::Stored { position }) => position,
+        Ok(Appended::Stored { position, .. }) => position,
         other => panic!("{what}: expected a stored commit, got {other:?}"),
     }
 }
@@ -190,7 +191,7 @@ pub async fn concurrent_appends_land_where_acknowledged<S: EventStore>(store: &S
     .await;
     for ((commit, _), result) in appends.iter().zip(&results) {
         match result {
-            Ok(Appended::Stored { position }) => {
+            Ok(Appended::Stored { position, hash }) => {
                 let at = store
                     .commit_at(*position)
                     .await
@@ -200,6 +201,11 @@ pub async fn concurrent_appends_land_where_acknowledged<S: EventStore>(store: &S
                     at.commit, **commit,
                     "the commit at {position} is the one acknowledged there"
                 );
+                assert_eq!(
+                    &at.hash, hash,
+                    "the acknowledged hash is the stored commit's"
+                );
+                assert_eq!(*hash, crate::chain_hash(&commit.to_bytes()));
             }
             Ok(Appended::Duplicate { position }) => {
                 assert_eq!(

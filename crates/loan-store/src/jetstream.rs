@@ -163,7 +163,11 @@ impl JetStreamStore {
             position,
             reason: e.to_string(),
         })?;
-        Ok(Recorded { position, commit })
+        Ok(Recorded {
+            position,
+            commit,
+            hash: crate::chain_hash(payload),
+        })
     }
 
     /// The last position of an aggregate's subject (0 if none), by one direct get.
@@ -252,6 +256,7 @@ impl JetStreamStore {
                 Ok(ack) => {
                     return Ok(Appended::Stored {
                         position: ack.sequence,
+                        hash: crate::chain_hash(&payload),
                     });
                 }
                 Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
@@ -361,7 +366,10 @@ impl EventStore for JetStreamStore {
             )
             .await
         {
-            Written::Stored(position) => Ok(Appended::Stored { position }),
+            Written::Stored(position) => Ok(Appended::Stored {
+                position,
+                hash: crate::chain_hash(&payload),
+            }),
             Written::Alone(slot) => {
                 let outcome = self
                     .publish_alone(commit, subject, payload, expected_last)

@@ -13,6 +13,7 @@
 //! [`keys`] stores the per-customer data keys that encrypt sensitive fields (wrapped by
 //! the master key; destroyed to crypto-shred a customer).
 
+pub mod chain;
 pub mod command_index;
 pub mod commit;
 pub mod conformance;
@@ -27,7 +28,7 @@ use loan_domain::AggregateType;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use commit::{Commit, request_digest};
+pub use commit::{Commit, GENESIS_HASH, chain_hash, request_digest};
 
 /// Which aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -48,6 +49,8 @@ pub struct Recorded {
     /// Position in the whole log (the JetStream stream sequence), strictly increasing.
     pub position: u64,
     pub commit: Commit,
+    /// [`chain_hash`] of the commit's stored bytes.
+    pub hash: String,
 }
 
 /// Every commit of one aggregate, in order.
@@ -57,6 +60,14 @@ pub struct History {
 }
 
 impl History {
+    /// [`chain_hash`] of the aggregate's last commit ([`GENESIS_HASH`] if it has none):
+    /// the `previous_hash` of its next commit.
+    pub fn last_hash(&self) -> &str {
+        self.commits
+            .last()
+            .map_or(GENESIS_HASH, |recorded| recorded.hash.as_str())
+    }
+
     /// Log position of the aggregate's last commit; 0 if it has none. This is what an
     /// append must name as expected (JetStream: `Nats-Expected-Last-Subject-Sequence`).
     pub fn last_position(&self) -> u64 {
@@ -72,10 +83,10 @@ impl History {
 }
 
 /// The outcome of an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    /// Written at `position`.
-    Stored { position: u64 },
+    /// Written at `position`; `hash` is the [`chain_hash`] of the bytes written.
+    Stored { position: u64, hash: String },
     /// A commit with the same command id was already written at `position` (a retried
     /// publish): nothing new was written.
     Duplicate { position: u64 },

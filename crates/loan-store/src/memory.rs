@@ -43,7 +43,11 @@ impl MemoryStore {
 
     fn decode(position: u64, bytes: &[u8]) -> Result<Recorded, StoreError> {
         Commit::from_bytes(bytes)
-            .map(|commit| Recorded { position, commit })
+            .map(|commit| Recorded {
+                position,
+                commit,
+                hash: crate::chain_hash(bytes),
+            })
             .map_err(|e| StoreError::Corrupt {
                 position,
                 reason: e.to_string(),
@@ -89,10 +93,13 @@ impl EventStore for MemoryStore {
                 expected: expected_last,
             });
         }
+        let bytes = commit.to_bytes();
+        let hash = crate::chain_hash(&bytes);
         log.entries
-            .push((commit.aggregate, commit.command_id, commit.to_bytes()));
+            .push((commit.aggregate, commit.command_id, bytes));
         Ok(Appended::Stored {
             position: log.entries.len() as u64,
+            hash,
         })
     }
 

@@ -5,3 +5,4 @@
 )]
 mod customers_can_be_crypto_shredded;
 mod support;
+mod the_history_is_tamper_evident;

@@ -76,7 +76,7 @@ async fn concurrent_appends_are_written_in_atomic_batches() {
     let results =
         futures::future::join_all(fresh.iter().map(|commit| store.append(commit, 0))).await;
     for (commit, result) in fresh.iter().zip(results) {
-        let Ok(loan_store::Appended::Stored { position }) = result else {
+        let Ok(loan_store::Appended::Stored { position, .. }) = result else {
             panic!("fresh commit not stored: {result:?}");
         };
         let at = store
@@ -150,7 +150,7 @@ async fn acknowledged_commits_survive_a_server_crash() {
         for version in 0..20 {
             let commit = conformance::sample_commit(loan, version, 1);
             last = match store.append(&commit, last).await.expect("append") {
-                loan_store::Appended::Stored { position } => position,
+                loan_store::Appended::Stored { position, .. } => position,
                 other => panic!("unexpected {other:?}"),
             };
         }
