@@ -274,3 +274,7 @@ impl Env {
         Ok(info.state.last_sequence)
     }
 }
+
+// Dev-dependency of the integration tests; the unit-test target links it too.
+#[cfg(test)]
+use loan_testkit as _;

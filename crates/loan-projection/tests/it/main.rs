@@ -8,6 +8,7 @@
 
 mod a_poisoned_aggregate_is_quarantined_while_others_flow;
 mod a_scripted_portfolio_reads_as_computed_by_hand;
+mod every_table_and_column_is_documented;
 mod harness;
 mod kill_and_resume_loses_nothing;
 mod rebuild_equals_incremental;
