@@ -35,7 +35,9 @@ use loan_contract::{
 use loan_domain::customer;
 use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
-use loan_store::{AggregateRef, Appended, CommandRecord, Commit, EventStore, History, StoreError};
+use loan_store::{
+    AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
+};
 
 pub use cache::{Cached, State};
 use tracing::{debug, info, warn};
@@ -505,6 +507,26 @@ fn aggregate_of(command: &AnyCommand) -> AggregateRef {
     AggregateRef {
         aggregate_type,
         id: command.aggregate_id(),
+    }
+}
+
+/// Decrypts and decodes recorded commits for readers outside the engine (projectors,
+/// auditors): each sensitive field is decrypted with its customer's data key, or reads as
+/// "erased" once that key was destroyed; every event is upcast and decoded. A reader
+/// fetches each customer's data key at most once, so keep one per batch, not for ever (a
+/// key destroyed later would not be noticed).
+pub struct CommitReader<'v>(codec::Reader<'v>);
+
+impl<'v> CommitReader<'v> {
+    pub fn new(vault: &'v Vault) -> Self {
+        CommitReader(codec::Reader::new(vault))
+    }
+
+    /// The decoded events of a recorded commit. `StoreError::Corrupt` when an event does
+    /// not decode (unknown or newer type, bad data) or a field does not decrypt;
+    /// `StoreError::Unavailable` when the key store cannot be reached.
+    pub async fn decode(&mut self, recorded: &Recorded) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.0.decode(recorded).await
     }
 }
 

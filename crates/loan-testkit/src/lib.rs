@@ -6,6 +6,8 @@
 //! (installed by `scripts/test`); when neither exists the test fails with a message
 //! saying how to get one — it never silently skips.
 
+pub mod postgres;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,14 @@
+//! Integration tests of the projectors against a real nats-server and PostgreSQL: a
+//! scripted portfolio driven through the real engine, projected into a database of its
+//! own.
+#![allow(
+    unused_crate_dependencies,
+    reason = "the test binary links the crate's dependencies without using them all"
+)]
+
+mod a_poisoned_aggregate_is_quarantined_while_others_flow;
+mod a_scripted_portfolio_reads_as_computed_by_hand;
+mod every_table_and_column_is_documented;
+mod harness;
+mod kill_and_resume_loses_nothing;
+mod rebuild_equals_incremental;
