@@ -754,7 +754,11 @@ async fn decode_one(
             });
         }
     };
-    let recorded = Recorded { position, commit };
+    let recorded = Recorded {
+        position,
+        commit,
+        hash: loan_store::chain_hash(payload),
+    };
     match reader.decode(&recorded).await {
         Ok(events) => Ok(Item::Apply {
             aggregate: recorded.commit.aggregate,
