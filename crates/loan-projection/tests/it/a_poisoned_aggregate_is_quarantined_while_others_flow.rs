@@ -42,6 +42,7 @@ async fn a_poisoned_aggregate_is_quarantined_while_others_flow() {
             "command_id": Uuid::now_v7(), "command": "evaluate_delinquency",
             "aggregate": { "aggregate_type": "loan", "id": p.l2 },
             "base_version": base, "version": base + 1, "recorded_at": "2026-04-01T01:30:00Z", "request_digest": "00",
+            "previous_hash": loan_store::GENESIS_HASH,
             "events": [{
                 "event_id": Uuid::now_v7(), "aggregate_type": "loan", "aggregate_id": p.l2, "version": base + 1,
                 "event_type": "loan_restructured", "schema_version": 1, "business_date": "2026-04-01",
