@@ -101,7 +101,7 @@ pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -123,7 +123,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-fn install_logging(format: LogFormat) {
+pub(crate) fn install_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

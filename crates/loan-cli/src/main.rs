@@ -6,6 +6,7 @@
 
 mod command_service;
 mod failure;
+mod projector;
 mod schedule;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ struct Cli {
 enum Command {
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),
+    Projector(projector::ProjectorArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Schedule(args) => schedule::run(args),
         Command::CommandService(args) => command_service::run_service(args),
+        Command::Projector(args) => projector::run(args),
     };
     failure::exit_code(outcome)
 }
