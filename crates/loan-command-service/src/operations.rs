@@ -242,6 +242,18 @@ impl Readiness {
                 match tokio::time::timeout(STREAM_CHECK_TIMEOUT, context.get_stream(&self.stream))
                     .await
                 {
+                    // A replicated stream takes appends only while it has a leader.
+                    Ok(Ok(stream))
+                        if stream
+                            .cached_info()
+                            .cluster
+                            .as_ref()
+                            .is_some_and(|cluster| {
+                                cluster.leader.is_none() && !cluster.replicas.is_empty()
+                            }) =>
+                    {
+                        Err(format!("stream {} has no leader", self.stream))
+                    }
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(error)) => Err(format!("stream {}: {error}", self.stream)),
                     Err(_) => Err(format!(

@@ -4,8 +4,9 @@
 //! node can be killed with SIGKILL and started again on the same ports and store.
 //!
 //! [`NatsCluster::start`] returns once every node reports healthy on its monitoring
-//! endpoint (`/healthz`: JetStream enabled, a meta leader elected, its streams current),
-//! so a test can create R3 streams straight away.
+//! endpoint (`/healthz`: JetStream enabled, a meta leader elected, its streams current)
+//! and the meta group has every node as a current peer (`/jsz`), so a test can create R3
+//! streams straight away.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -82,6 +83,7 @@ impl NatsCluster {
         for index in 0..cluster.nodes.len() {
             cluster.wait_healthy(index);
         }
+        cluster.wait_for_meta_group();
         cluster
     }
 
@@ -132,6 +134,9 @@ impl NatsCluster {
         );
         self.spawn(index);
         self.wait_healthy(index);
+        if self.nodes.iter().all(|node| node.child.is_some()) {
+            self.wait_for_meta_group();
+        }
     }
 
     /// Whether the node called `name` is running.
@@ -183,6 +188,57 @@ impl NatsCluster {
     }
 }
 
+impl NatsCluster {
+    /// Waits until every node names the same meta leader, and that leader counts every
+    /// other node as a current peer (bounded): only then can streams be placed on all
+    /// nodes.
+    fn wait_for_meta_group(&self) {
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        loop {
+            let views: Vec<Option<serde_json::Value>> = self
+                .nodes
+                .iter()
+                .map(|node| {
+                    http_get(node.monitor_port, "/jsz")
+                        .ok()
+                        .filter(|(status, _)| *status == 200)
+                        .and_then(|(_, body)| serde_json::from_str(&body).ok())
+                })
+                .collect();
+            let leaders: Vec<Option<&str>> = views
+                .iter()
+                .map(|view| view.as_ref()?["meta_cluster"]["leader"].as_str())
+                .collect();
+            let agreed = leaders[0].filter(|leader| {
+                !leader.is_empty() && leaders.iter().all(|other| *other == Some(*leader))
+            });
+            let complete = agreed.is_some_and(|leader| {
+                self.nodes
+                    .iter()
+                    .zip(&views)
+                    .find(|(node, _)| node.name == leader)
+                    .and_then(|(_, view)| {
+                        view.as_ref()?["meta_cluster"]["replicas"]
+                            .as_array()
+                            .cloned()
+                    })
+                    .is_some_and(|peers| {
+                        peers.len() + 1 == self.nodes.len()
+                            && peers.iter().all(|peer| peer["current"] == true)
+                    })
+            });
+            if complete {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the JetStream meta group did not form within {HEALTHY_WITHIN:?}: {leaders:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for NatsCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
@@ -196,19 +252,30 @@ impl Drop for NatsCluster {
 
 /// The status code of `GET /healthz` on a node's monitoring port.
 fn healthz(port: u16) -> std::io::Result<u16> {
+    http_get(port, "/healthz").map(|(status, _)| status)
+}
+
+/// `GET path` on a node's monitoring port: status code and body.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    stream.write_all(
+        // HTTP/1.0: the body comes whole, never chunked.
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    response
+    let invalid = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {response:?}"),
+        )
+    };
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not an HTTP response: {response:?}"),
-            )
-        })
+        .ok_or_else(invalid)?;
+    Ok((status, body.to_owned()))
 }

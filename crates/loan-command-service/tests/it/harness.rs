@@ -87,7 +87,8 @@ impl Harness {
 
     /// On a three-node cluster (`sync_interval: always` on every node), replicas = 3.
     pub(crate) async fn on_cluster() -> Self {
-        let cluster = NatsCluster::start();
+        // Blocks until every node is healthy: off the async workers.
+        let cluster = tokio::task::block_in_place(NatsCluster::start);
         let url = cluster.url_list();
         Self::on(Nats::Cluster(cluster), url, 3).await
     }
@@ -202,11 +203,53 @@ impl Harness {
                 "{}".into(),
             );
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), probe).await {
+                if self.replicas > 1 {
+                    self.wait_for_leaders().await;
+                }
                 return instance;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the command service did not become ready");
+        let ended = instance.task.as_ref().is_some_and(JoinHandle::is_finished);
+        panic!(
+            "the command service did not become ready (its task {})",
+            if ended {
+                "ended: see its panic above"
+            } else {
+                "is still starting"
+            }
+        );
+    }
+
+    /// Waits until the stream and the two KV buckets of a replicated setup have elected
+    /// their leaders (bounded: 30 s), so the first appends do not race the elections.
+    async fn wait_for_leaders(&self) {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for stream in [
+            self.stream.clone(),
+            format!("KV_{}_COMMANDS", self.stream),
+            format!("KV_{}_KEYS", self.stream),
+        ] {
+            loop {
+                let leader = match js.get_stream(&stream).await {
+                    Ok(stream) => stream
+                        .cached_info()
+                        .cluster
+                        .as_ref()
+                        .and_then(|cluster| cluster.leader.clone()),
+                    Err(_) => None,
+                };
+                if leader.is_some() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "stream {stream} elected no leader within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     pub(crate) fn set_today(&self, date: &str) {
@@ -236,9 +279,26 @@ impl Harness {
         roles: &[&str],
         payload: Value,
     ) -> CommandReply {
-        self.sender()
-            .send_with_id(command_id, kind, roles, payload)
-            .await
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reply = self
+                .sender()
+                .send_with_id(command_id, kind, roles, payload.clone())
+                .await;
+            // On a cluster, replica elections and catch-up after a start can briefly
+            // refuse a command as `unavailable`; as the contract asks, the same command is
+            // resent with its id (bounded). A single server answers as is.
+            match &reply {
+                CommandReply::Error { error }
+                    if self.replicas > 1 && error.code == ErrorCode::Unavailable =>
+                {
+                    assert!(attempts < 40, "still unavailable after {attempts} attempts");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                _ => return reply,
+            }
+        }
     }
 
     /// The raw bytes of every message in the stream, and their count.
