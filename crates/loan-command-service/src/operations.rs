@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 /// Commands handled, by `command` and `outcome` (`ok` or the reply's error code).
 pub const COMMANDS_TOTAL: &str = "loan_commands_total";
-/// Seconds from taking a command to its reply being sent, by `command`.
+/// Seconds from taking a command to handing its reply to NATS, by `command`.
 pub const COMMAND_DURATION: &str = "loan_command_duration_seconds";
 /// Commands taken and not yet answered.
 pub const COMMANDS_IN_FLIGHT: &str = "loan_commands_in_flight";
@@ -80,7 +80,7 @@ impl Metrics {
             describe_histogram!(
                 COMMAND_DURATION,
                 Unit::Seconds,
-                "Time from taking a command to sending its reply, by command."
+                "Time from taking a command to handing its reply to NATS, by command."
             );
             describe_gauge!(COMMANDS_IN_FLIGHT, "Commands taken and not yet answered.");
             describe_counter!(
@@ -105,7 +105,7 @@ impl Metrics {
     }
 
     /// A command was taken; it counts as in flight until the returned guard is dropped
-    /// (after its reply, or when its task ends any other way).
+    /// (when its reply is ready, or when its task ends any other way).
     pub(crate) fn command_started(&self) -> InFlight {
         self.record(|| gauge!(COMMANDS_IN_FLIGHT).increment(1));
         InFlight {
