@@ -1,1 +1,2 @@
+mod command_service_cli;
 mod schedule_cli;

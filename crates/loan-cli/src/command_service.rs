@@ -25,7 +25,8 @@ pub(crate) enum LogFormat {
 /// with `nats micro ls`; stop with SIGTERM (in-flight commands finish first).
 #[derive(Debug, Args)]
 pub(crate) struct CommandServiceArgs {
-    /// NATS server URL (nats-server 2.10.23 or newer, JetStream enabled).
+    /// NATS server URL (nats-server 2.10.23 or newer, JetStream enabled); for a cluster,
+    /// several URLs separated by commas.
     #[arg(long, env = "LOAN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
     /// Subject prefix of this deployment.
@@ -66,9 +67,29 @@ pub(crate) struct CommandServiceArgs {
     /// Name of the service in `nats micro ls`.
     #[arg(long, env = "LOAN_SERVICE_NAME", default_value = "loan-commands")]
     service_name: String,
+    /// Address of the operations HTTP listener (GET /health/live, /health/ready,
+    /// /metrics), or `off` for none.
+    #[arg(long, env = "LOAN_HTTP_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_http_listen)]
+    http_listen: HttpListen,
     /// Log format on stderr.
     #[arg(long, env = "LOAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+}
+
+/// Where the operations HTTP listener binds, if anywhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HttpListen {
+    Off,
+    At(std::net::SocketAddr),
+}
+
+fn parse_http_listen(value: &str) -> Result<HttpListen, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(HttpListen::Off);
+    }
+    value.parse().map(HttpListen::At).map_err(|_| {
+        format!("`{value}` is neither an address like 127.0.0.1:9464 or [::]:9464, nor `off`")
+    })
 }
 
 pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
@@ -93,6 +114,10 @@ pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
         chrono::FixedOffset::east_opt(args.business_utc_offset_hours * 3600)
             .context("--business-utc-offset-hours must be between -23 and 23")?;
     config.service_name = args.service_name.clone();
+    config.http_listen = match args.http_listen {
+        HttpListen::Off => None,
+        HttpListen::At(address) => Some(address),
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime
         .block_on(async { run(config, shutdown_signal()).await })

@@ -13,10 +13,17 @@
 //!   in-flight commands finish and reply, then `run` returns.
 //! * Sensitive fields are encrypted with per-customer data keys kept, wrapped by the
 //!   configured master key, in the KV bucket `<stream>_KEYS` (docs/security.md).
+//! * Operations: an optional HTTP listener ([`operations`]) answers liveness and
+//!   readiness probes and serves Prometheus metrics; readiness turns 503 as soon as the
+//!   drain starts, and the listener stops when `run` returns.
+
+mod observed_store;
+pub mod operations;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::service::ServiceExt;
 use futures::StreamExt;
@@ -31,8 +38,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::observed_store::ObservedStore;
+use crate::operations::{HttpListener, Metrics, Readiness};
+
 /// Everything the service needs to run.
 pub struct ServiceConfig {
+    /// NATS server URL; several, comma-separated, for a cluster (the client also learns
+    /// the other cluster members from the server).
     pub nats_url: String,
     pub subjects: Subjects,
     pub store: StoreConfig,
@@ -45,6 +57,9 @@ pub struct ServiceConfig {
     /// Root of the keys that encrypt sensitive fields; every instance sharing the stream
     /// must have the same one (docs/security.md).
     pub master_key: MasterKey,
+    /// Where the operations HTTP listener (`/health/live`, `/health/ready`, `/metrics`)
+    /// binds; `None`: no listener.
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl ServiceConfig {
@@ -65,6 +80,7 @@ impl ServiceConfig {
             service_name: "loan-commands".into(),
             clock: Arc::new(loan_engine::clock::SystemClock),
             master_key,
+            http_listen: None,
         }
     }
 }
@@ -82,12 +98,46 @@ pub enum ServiceError {
     Store(#[from] loan_store::StoreError),
     #[error("cannot register the NATS service: {0}")]
     Register(String),
+    #[error("cannot listen for operations HTTP requests on {address}")]
+    HttpListen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the command service until `shutdown` completes, then drains and returns.
 pub async fn run(
     config: ServiceConfig,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    let metrics = Metrics::new();
+    let readiness = Arc::new(Readiness::new(config.store.stream.clone()));
+    // First, so that probes get an answer (not ready) while NATS is being connected.
+    let listener = match config.http_listen {
+        Some(address) => Some(
+            HttpListener::start(address, readiness.clone(), metrics.clone())
+                .await
+                .map_err(|source| ServiceError::HttpListen { address, source })?,
+        ),
+        None => None,
+    };
+    let upkeep = operations::spawn_upkeep(metrics.clone());
+    let result = serve(config, shutdown, &readiness, &metrics).await;
+    readiness.draining();
+    upkeep.abort();
+    if let Some(listener) = listener {
+        listener.stop().await;
+    }
+    result
+}
+
+/// The NATS side of [`run`].
+async fn serve(
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()>,
+    readiness: &Readiness,
+    metrics: &Metrics,
 ) -> Result<(), ServiceError> {
     // Two connections: `intake` carries the service endpoints and is drained on shutdown
     // (unsubscribe with a server round trip, so no routed request is lost); `client`
@@ -96,16 +146,25 @@ pub async fn run(
         let url = config.nats_url.clone();
         let name = format!("{} command service ({role})", config.service_name);
         async move {
+            let servers: Vec<&str> = url
+                .split(',')
+                .map(str::trim)
+                .filter(|server| !server.is_empty())
+                .collect();
             async_nats::ConnectOptions::new()
                 .name(name)
-                .connect(&url)
+                .connect(servers)
                 .await
                 .map_err(|source| ServiceError::Connect { url, source })
         }
     };
     let client = connect("store").await?;
     let intake = connect("intake").await?;
-    let store = JetStreamStore::open(client.clone(), config.store.clone()).await?;
+    readiness.connected(client.clone(), intake.clone());
+    let store = ObservedStore::new(
+        JetStreamStore::open(client.clone(), config.store.clone()).await?,
+        metrics.clone(),
+    );
     let keys = JetStreamKeyStore::open(
         client.clone(),
         KeyStoreConfig::for_stream(&config.store.stream, config.store.replicas),
@@ -137,6 +196,7 @@ pub async fn run(
         )
         .await
         .map_err(|e| ServiceError::Register(e.to_string()))?;
+    readiness.endpoints_registered();
     info!(service = %config.service_name, prefix = config.subjects.prefix(), "command service ready");
 
     let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
@@ -159,6 +219,9 @@ pub async fn run(
         let clock = config.clock.clone();
         let client = client.clone();
         let draining = draining.clone();
+        let metrics = metrics.clone();
+        let started = Instant::now();
+        let in_flight_guard = metrics.command_started();
         let span = info_span!(
             "command",
             command = %kind,
@@ -171,6 +234,10 @@ pub async fn run(
                 let reply = engine
                     .execute(kind, &request.message.payload, clock.now())
                     .await;
+                // Counted before the reply leaves, so a caller that got its reply finds
+                // it in the metrics.
+                metrics.command_finished(kind, &reply, started.elapsed());
+                drop(in_flight_guard);
                 respond(&request, &reply, &client, &draining).await;
                 drop(permit);
             }
@@ -178,6 +245,11 @@ pub async fn run(
         );
     };
     loop {
+        // The stop request first, without starving the other branches: under a steady
+        // stream of requests `select!` would otherwise pick it only by chance.
+        if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+            break;
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             Some((kind, request)) = requests.next() => {
@@ -186,6 +258,7 @@ pub async fn run(
             }
             Some(message) = unknown.next() => {
                 if config.subjects.command_kind(&message.subject).is_none() {
+                    metrics.unknown_command();
                     if let Some(reply_to) = message.reply {
                         let reply = CommandReply::error(ErrorCode::UnknownCommand, format!("no command is published on {}", message.subject), None);
                         let _ = client.publish(reply_to, serde_json::to_vec(&reply).unwrap_or_default().into()).await;
@@ -204,6 +277,7 @@ pub async fn run(
     // server round trip, so the queue group routes new requests to other instances and
     // every request already routed here is still delivered. Answer those, then wait for
     // everything in flight.
+    readiness.draining();
     info!(
         in_flight = in_flight.len(),
         "shutting down: no new commands, draining"

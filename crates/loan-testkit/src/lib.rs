@@ -1,4 +1,5 @@
-//! Test support shared by the crates' integration tests: a throwaway nats-server.
+//! Test support shared by the crates' integration tests: a throwaway nats-server, and a
+//! throwaway three-node JetStream cluster ([`cluster::NatsCluster`]).
 //!
 //! Each [`NatsServer`] runs its own nats-server process on a free loopback port with its
 //! JetStream store in a fresh temporary directory, so test runs never collide. The
@@ -6,7 +7,10 @@
 //! (installed by `scripts/test`); when neither exists the test fails with a message
 //! saying how to get one — it never silently skips.
 
+pub mod cluster;
 pub mod postgres;
+
+pub use cluster::NatsCluster;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -114,7 +118,18 @@ impl NatsServer {
         self.spawn();
     }
 
-    fn kill(&mut self) {
+    /// Starts a killed server again on the same port and store.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "the server is still running: kill it first"
+        );
+        self.spawn();
+    }
+
+    /// Kills the server (SIGKILL: no clean shutdown); [`NatsServer::restart`] starts it
+    /// again.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

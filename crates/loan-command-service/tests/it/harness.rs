@@ -1,7 +1,8 @@
 //! A running command service on a throwaway nats-server, and a client that talks to it
 //! as an upstream service would: JSON requests on the command subjects.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use loan_engine::{EngineConfig, MasterKey, State, Vault};
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use loan_store::{AggregateRef, Commit, EventStore};
-use loan_testkit::NatsServer;
 pub(crate) use loan_testkit::synthetic::national_id;
+use loan_testkit::{NatsCluster, NatsServer};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -47,9 +49,21 @@ impl Instance {
     }
 }
 
-/// A nats-server, a subject prefix and stream of our own, a manual clock.
+/// The NATS the harness runs on.
+pub(crate) enum Nats {
+    /// One server: streams with one replica.
+    Server(NatsServer),
+    /// Three nodes: streams with three replicas.
+    Cluster(NatsCluster),
+}
+
+/// A nats-server (or cluster), a subject prefix and stream of our own, a manual clock.
 pub(crate) struct Harness {
-    pub server: NatsServer,
+    pub nats: Nats,
+    /// Where the service and the test connect (every node's URL, for a cluster).
+    pub url: String,
+    /// Replicas of the stream and the KV buckets.
+    pub replicas: usize,
     pub prefix: String,
     pub stream: String,
     pub clock: Arc<ManualClock>,
@@ -67,18 +81,57 @@ pub(crate) fn morning(date: &str) -> DateTime<Utc> {
 impl Harness {
     pub(crate) async fn new() -> Self {
         let server = NatsServer::start();
+        let url = server.url();
+        Self::on(Nats::Server(server), url, 1).await
+    }
+
+    /// On a three-node cluster (`sync_interval: always` on every node), replicas = 3.
+    pub(crate) async fn on_cluster() -> Self {
+        // Blocks until every node is healthy: off the async workers.
+        let cluster = tokio::task::block_in_place(NatsCluster::start);
+        let url = cluster.url_list();
+        Self::on(Nats::Cluster(cluster), url, 3).await
+    }
+
+    async fn on(nats: Nats, url: String, replicas: usize) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let prefix = format!("t{}", &id[20..]);
         let stream = format!("EVENTS_{}", &id[20..]).to_uppercase();
-        let client = async_nats::connect(server.url()).await.expect("connect");
+        let servers: Vec<&str> = url.split(',').collect();
+        let client = async_nats::connect(servers).await.expect("connect");
         Harness {
-            server,
+            nats,
+            url,
+            replicas,
             prefix,
             stream,
             clock: Arc::new(ManualClock::new(morning("2026-01-05"))),
             client,
             master_key: MasterKey::generate(),
         }
+    }
+
+    /// The single server (panics on a cluster harness).
+    pub(crate) fn server(&mut self) -> &mut NatsServer {
+        match &mut self.nats {
+            Nats::Server(server) => server,
+            Nats::Cluster(_) => panic!("this harness runs on a cluster"),
+        }
+    }
+
+    /// The cluster (panics on a single-server harness).
+    pub(crate) fn cluster(&mut self) -> &mut NatsCluster {
+        match &mut self.nats {
+            Nats::Cluster(cluster) => cluster,
+            Nats::Server(_) => panic!("this harness runs on a single server"),
+        }
+    }
+
+    /// The stream and bucket settings every instance (and the test's own store) uses.
+    pub(crate) fn store_config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(self.stream.clone(), self.subjects());
+        config.replicas = self.replicas;
+        config
     }
 
     pub(crate) fn subjects(&self) -> Subjects {
@@ -100,16 +153,36 @@ impl Harness {
 
     /// Starts an instance processing at most `max_in_flight` commands at once.
     pub(crate) async fn start_instance_with(&self, max_in_flight: usize) -> Instance {
+        self.start_configured(max_in_flight, None).await
+    }
+
+    /// Starts an instance with its operations HTTP listener on a free loopback port;
+    /// returns the instance and that address.
+    pub(crate) async fn start_instance_listening(
+        &self,
+        max_in_flight: usize,
+    ) -> (Instance, SocketAddr) {
+        let address = free_loopback_address();
+        let instance = self.start_configured(max_in_flight, Some(address)).await;
+        (instance, address)
+    }
+
+    async fn start_configured(
+        &self,
+        max_in_flight: usize,
+        http_listen: Option<SocketAddr>,
+    ) -> Instance {
         let config = ServiceConfig {
-            nats_url: self.server.url(),
+            nats_url: self.url.clone(),
             subjects: self.subjects(),
-            store: StoreConfig::new(self.stream.clone(), self.subjects()),
+            store: self.store_config(),
             engine: EngineConfig::default(),
             max_in_flight,
             service_name: SERVICE_NAME.into(),
             clock: self.clock.clone(),
             // The same key for every instance: they share the stream and the key bucket.
             master_key: self.master_key.clone(),
+            http_listen,
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -130,11 +203,53 @@ impl Harness {
                 "{}".into(),
             );
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), probe).await {
+                if self.replicas > 1 {
+                    self.wait_for_leaders().await;
+                }
                 return instance;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the command service did not become ready");
+        let ended = instance.task.as_ref().is_some_and(JoinHandle::is_finished);
+        panic!(
+            "the command service did not become ready (its task {})",
+            if ended {
+                "ended: see its panic above"
+            } else {
+                "is still starting"
+            }
+        );
+    }
+
+    /// Waits until the stream and the two KV buckets of a replicated setup have elected
+    /// their leaders (bounded: 30 s), so the first appends do not race the elections.
+    async fn wait_for_leaders(&self) {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for stream in [
+            self.stream.clone(),
+            format!("KV_{}_COMMANDS", self.stream),
+            format!("KV_{}_KEYS", self.stream),
+        ] {
+            loop {
+                let leader = match js.get_stream(&stream).await {
+                    Ok(stream) => stream
+                        .cached_info()
+                        .cluster
+                        .as_ref()
+                        .and_then(|cluster| cluster.leader.clone()),
+                    Err(_) => None,
+                };
+                if leader.is_some() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "stream {stream} elected no leader within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     pub(crate) fn set_today(&self, date: &str) {
@@ -164,9 +279,26 @@ impl Harness {
         roles: &[&str],
         payload: Value,
     ) -> CommandReply {
-        self.sender()
-            .send_with_id(command_id, kind, roles, payload)
-            .await
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reply = self
+                .sender()
+                .send_with_id(command_id, kind, roles, payload.clone())
+                .await;
+            // On a cluster, replica elections and catch-up after a start can briefly
+            // refuse a command as `unavailable`; as the contract asks, the same command is
+            // resent with its id (bounded). A single server answers as is.
+            match &reply {
+                CommandReply::Error { error }
+                    if self.replicas > 1 && error.code == ErrorCode::Unavailable =>
+                {
+                    assert!(attempts < 40, "still unavailable after {attempts} attempts");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                _ => return reply,
+            }
+        }
     }
 
     /// The raw bytes of every message in the stream, and their count.
@@ -203,19 +335,16 @@ impl Harness {
 
     /// The event store, opened on the test's own connection (as an auditor would).
     pub(crate) async fn store(&self) -> JetStreamStore {
-        JetStreamStore::open(
-            self.client.clone(),
-            StoreConfig::new(self.stream.clone(), self.subjects()),
-        )
-        .await
-        .expect("open the event store")
+        JetStreamStore::open(self.client.clone(), self.store_config())
+            .await
+            .expect("open the event store")
     }
 
     /// The vault the instances use (same master key, same key bucket).
     pub(crate) async fn vault(&self) -> Vault {
         let keys = JetStreamKeyStore::open(
             self.client.clone(),
-            KeyStoreConfig::for_stream(&self.stream, 1),
+            KeyStoreConfig::for_stream(&self.stream, self.replicas),
         )
         .await
         .expect("open the key bucket");
@@ -588,4 +717,100 @@ pub(crate) fn command_ids(commits: &[Commit]) -> BTreeSet<Uuid> {
         );
     }
     ids
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub(crate) fn free_loopback_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+}
+
+/// An HTTP response: status code and body.
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON; panics if it is not.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `GET path` over a plain TCP connection (HTTP/1.1, `Connection: close`); an `Err` when
+/// nothing listens or the connection breaks.
+pub(crate) async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no response in 10 s"))??;
+    let raw = String::from_utf8(raw)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no header end: {raw:?}"),
+        )
+    })?;
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "the test client reads only length-delimited bodies: {head}"
+    );
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad status line: {head:?}"),
+            )
+        })?;
+    Ok(HttpResponse {
+        status,
+        body: body.to_owned(),
+    })
+}
+
+/// The samples of a Prometheus text exposition: `(name, labels) -> value` (as written).
+pub(crate) fn prometheus_samples(
+    text: &str,
+) -> BTreeMap<(String, BTreeMap<String, String>), String> {
+    let mut samples = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line has a value");
+        let value = value.to_owned();
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix('}').expect("labels end with }");
+                let labels = inner
+                    .split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, quoted) = pair.split_once('=').expect("label key=value");
+                        (key.to_owned(), quoted.trim_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+            None => (series.to_owned(), BTreeMap::new()),
+        };
+        samples.insert((name, labels), value);
+    }
+    samples
 }

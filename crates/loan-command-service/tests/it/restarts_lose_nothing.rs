@@ -17,14 +17,14 @@ use crate::harness::{Harness, Sender, body, command_ids, lead, ok, ok_version, o
 
 /// One follow-up command of the batch.
 #[derive(Clone)]
-struct Planned {
-    command_id: Uuid,
-    payload: Value,
+pub(crate) struct Planned {
+    pub command_id: Uuid,
+    pub payload: Value,
 }
 
 /// What the caller learned about a command of the batch.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// Answered `ok`: it is applied, and this is the reply.
     Applied(CommandReply),
     /// Answered with a retryable refusal (`conflict`, `unavailable`): resend it.
@@ -36,7 +36,7 @@ enum Outcome {
 }
 
 /// Captures `leads` leads of one customer and plans `per_lead` follow-ups on each.
-async fn leads_and_follow_ups(
+pub(crate) async fn leads_and_follow_ups(
     h: &Harness,
     leads: usize,
     per_lead: usize,
@@ -67,7 +67,7 @@ async fn leads_and_follow_ups(
 
 /// Sends the batch concurrently; each task reports its outcome on `done`, and gives up
 /// waiting for a reply when `give_up` turns true (or after `wait`).
-fn spawn_batch(
+pub(crate) fn spawn_batch(
     sender: &Sender,
     planned: &[Planned],
     wait: Duration,
@@ -102,7 +102,11 @@ fn spawn_batch(
 
 /// Resends every planned command with its own id until it is answered `ok`; checks that
 /// commands answered before get their original reply.
-async fn resend_all(h: &Harness, planned: &[Planned], earlier: &BTreeMap<Uuid, CommandReply>) {
+pub(crate) async fn resend_all(
+    h: &Harness,
+    planned: &[Planned],
+    earlier: &BTreeMap<Uuid, CommandReply>,
+) {
     let mut tasks = JoinSet::new();
     for command in planned.iter().cloned() {
         let sender = h.sender();
@@ -135,7 +139,7 @@ async fn resend_all(h: &Harness, planned: &[Planned], earlier: &BTreeMap<Uuid, C
 }
 
 /// Every planned command exactly once in the log, every lead at version 1 + its follow-ups.
-async fn assert_applied_exactly_once(
+pub(crate) async fn assert_applied_exactly_once(
     h: &Harness,
     loan_ids: &[Uuid],
     planned: &[Planned],
@@ -290,7 +294,7 @@ async fn acknowledged_commits_survive_a_nats_server_crash() {
         .await
         .expect("a first answer within 10 s")
         .expect("batch running");
-    h.server.crash_and_restart();
+    h.server().crash_and_restart();
 
     // The same instance reconnects: bounded wait until a new command is applied.
     let probe_id = Uuid::now_v7();
