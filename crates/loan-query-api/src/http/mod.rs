@@ -194,9 +194,10 @@ async fn unknown_route() -> Problem {
 #[utoipa::path(get, path = "/customers/{customer_id}",
     params(("customer_id" = Uuid, Path, description = "The customer's id"), AsOf, Paging),
     responses(
-        (status = 200, body = customer_360::Customer360),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 200, description = "The customer 360 (JSON), or its long form section,item,field,value (CSV)",
+            content((customer_360::Customer360 = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json")))]
 async fn customer(State(pool): Pool, Path(id): Path<String>, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
@@ -216,8 +217,9 @@ async fn customer(State(pool): Pool, Path(id): Path<String>, query: ReportQuery)
 /// Figures of every segment (customers, active loans, outstanding balance, overdue rate)
 /// as of the report date, with the segment rules version.
 #[utoipa::path(get, path = "/segments", params(AsOf, Paging),
-    responses((status = 200, body = Page<segmentation::SegmentFigures>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<segmentation::SegmentFigures> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn segments(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
@@ -234,8 +236,9 @@ async fn segments(State(pool): Pool, query: ReportQuery) -> Response {
 
 /// Every customer's segments (one row per customer, dimension and value).
 #[utoipa::path(get, path = "/segments/customers", params(Paging),
-    responses((status = 200, body = Page<segmentation::CustomerSegment>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<segmentation::CustomerSegment> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn customer_segments(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&[])?;
@@ -252,8 +255,9 @@ async fn customer_segments(State(pool): Pool, query: ReportQuery) -> Response {
     params(("dimension" = String, Path, description = "risk_grade, value_tier, loan_purpose, \
                                                        risk_appetite, region or channel"),
            ("value" = String, Path, description = "The segment value, e.g. `high`"), Paging),
-    responses((status = 200, body = Page<segmentation::SegmentMember>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<segmentation::SegmentMember> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
     State(pool): Pool,
     Path((dimension, value)): Path<(String, String)>,
@@ -275,8 +279,9 @@ async fn segment_members(
 /// Every loan on book at the report date with its days past due, aging bucket,
 /// outstanding principal and overdue amount.
 #[utoipa::path(get, path = "/delinquency/loans", params(AsOf, Paging),
-    responses((status = 200, body = Page<delinquency::LoanDelinquency>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<delinquency::LoanDelinquency> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn delinquent_loans(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
@@ -302,8 +307,9 @@ fn breakdown(query: &ReportQuery) -> Result<delinquency::Breakdown, QueryError> 
 /// Loans, outstanding principal and overdue amount per aging bucket at the report date,
 /// optionally broken down.
 #[utoipa::path(get, path = "/delinquency/buckets", params(AsOfBy, Paging),
-    responses((status = 200, body = Page<delinquency::BucketFigures>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<delinquency::BucketFigures> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn buckets(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of", "by"])?;
@@ -321,8 +327,9 @@ async fn buckets(State(pool): Pool, query: ReportQuery) -> Response {
 
 /// PAR1, PAR30, PAR90 (balance-weighted) at the report date, optionally broken down.
 #[utoipa::path(get, path = "/delinquency/par", params(AsOfBy, Paging),
-    responses((status = 200, body = Page<delinquency::ParFigures>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<delinquency::ParFigures> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn par(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of", "by"])?;
@@ -340,8 +347,9 @@ async fn par(State(pool): Pool, query: ReportQuery) -> Response {
 
 /// Roll-rate matrix: where each aging bucket's loans at `from` stood at `to`.
 #[utoipa::path(get, path = "/delinquency/roll-rates", params(Between, Paging),
-    responses((status = 200, body = Page<roll_rate::RollRateCell>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<roll_rate::RollRateCell> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn roll_rates(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["from", "to"])?;
@@ -357,8 +365,9 @@ async fn roll_rates(State(pool): Pool, query: ReportQuery) -> Response {
 /// Vintage curves: share of each disbursement month's loans ever 30+/60+/90+ days past due
 /// by months on book, as known at the report date.
 #[utoipa::path(get, path = "/delinquency/vintages", params(AsOf, Paging),
-    responses((status = 200, body = Page<vintage::VintageCell>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<vintage::VintageCell> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn vintages(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
@@ -373,8 +382,9 @@ async fn vintages(State(pool): Pool, query: ReportQuery) -> Response {
 /// The recorded daily snapshot of a date (empty if none was written).
 #[utoipa::path(get, path = "/delinquency/snapshots/{date}",
     params(("date" = chrono::NaiveDate, Path, description = "Snapshot date, YYYY-MM-DD"), Paging),
-    responses((status = 200, body = Page<snapshots::SnapshotRow>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<snapshots::SnapshotRow> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn snapshot(State(pool): Pool, Path(date): Path<String>, query: ReportQuery) -> Response {
     let request = async {
         query.check(&[])?;
@@ -389,8 +399,9 @@ async fn snapshot(State(pool): Pool, Path(date): Path<String>, query: ReportQuer
 /// Loans past due at the report date, worst first (days past due, then overdue amount),
 /// with their officer and the customer's masked phone.
 #[utoipa::path(get, path = "/collection-queue", params(AsOf, Paging),
-    responses((status = 200, body = Page<delinquency::CollectionItem>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<delinquency::CollectionItem> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn collection_queue(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
@@ -407,8 +418,9 @@ async fn collection_queue(State(pool): Pool, query: ReportQuery) -> Response {
 
 /// Pipeline funnel: lead → review → signed → disbursed counts and conversions.
 #[utoipa::path(get, path = "/pipeline", params(FunnelQuery, Paging),
-    responses((status = 200, body = Page<pipeline::FunnelFigures>),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<pipeline::FunnelFigures> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn funnel(State(pool): Pool, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["by", "from", "to"])?;
