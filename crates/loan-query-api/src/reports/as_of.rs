@@ -56,8 +56,26 @@ pub(crate) fn bucket_values() -> String {
 /// with columns `loan_id, customer_id, purpose, channel, officer_id, disbursed_on,
 /// outstanding_principal, days_past_due (int4), aging_bucket, overdue_amount,
 /// last_payment_on` (the latest value date ≤ D of a counted payment).
+///
+/// Allocations are aggregated once per loan and per installment (hash aggregates), which
+/// is several times faster over a whole portfolio than correlated subqueries per loan.
 pub(crate) fn loans_as_of(date: &str) -> String {
+    loans_as_of_scoped(date, None)
+}
+
+/// [`loans_as_of`] restricted to the loans whose id the subquery `scope` returns (e.g.
+/// one customer's), so the aggregates read only their rows.
+pub(crate) fn loans_as_of_scoped(date: &str, scope: Option<&str>) -> String {
     let bucket = bucket_case("position.days_past_due");
+    let within = |column: &str| match scope {
+        Some(scope) => format!("AND {column} IN ({scope})"),
+        None => String::new(),
+    };
+    let (loans, allocations, installments) = (
+        within("l.loan_id"),
+        within("a.loan_id"),
+        within("i.loan_id"),
+    );
     format!(
         "SELECT position.*, {bucket} AS aging_bucket FROM (
            SELECT l.loan_id, l.customer_id, l.purpose, l.channel, l.officer_id, l.disbursed_on,
@@ -66,29 +84,35 @@ pub(crate) fn loans_as_of(date: &str) -> String {
                   COALESCE(arrears.overdue_amount, 0)::numeric(20,2) AS overdue_amount,
                   paid.last_payment_on
              FROM read_model.loans l
-             LEFT JOIN LATERAL (
-                  SELECT SUM(a.principal) AS principal, MAX(a.value_date) AS last_payment_on
+             LEFT JOIN (
+                  SELECT a.loan_id, SUM(a.principal) AS principal,
+                         MAX(a.value_date) AS last_payment_on
                     FROM read_model.allocations a
-                   WHERE a.loan_id = l.loan_id AND a.value_date <= {date}::date
-             ) paid ON true
-             LEFT JOIN LATERAL (
-                  SELECT MIN(i.due_date) FILTER (
+                   WHERE a.value_date <= {date}::date {allocations}
+                   GROUP BY a.loan_id
+             ) paid ON paid.loan_id = l.loan_id
+             LEFT JOIN (
+                  SELECT i.loan_id,
+                         MIN(i.due_date) FILTER (
                              WHERE i.settled_on IS NULL OR i.settled_on > {date}::date
                          ) AS oldest_unsettled_due,
                          SUM(i.principal_due + i.interest_due - COALESCE(settled.paid, 0))
                              AS overdue_amount
                     FROM read_model.installments i
-                    LEFT JOIN LATERAL (
-                         SELECT SUM(a.principal + a.interest) AS paid
+                    LEFT JOIN (
+                         SELECT a.loan_id, a.installment_no,
+                                SUM(a.principal + a.interest) AS paid
                            FROM read_model.allocations a
-                          WHERE a.loan_id = i.loan_id AND a.installment_no = i.installment_no
-                            AND a.value_date <= {date}::date
-                    ) settled ON true
-                   WHERE i.loan_id = l.loan_id AND i.due_date < {date}::date
-             ) arrears ON true
+                          WHERE a.value_date <= {date}::date {allocations}
+                          GROUP BY a.loan_id, a.installment_no
+                    ) settled ON settled.loan_id = i.loan_id
+                             AND settled.installment_no = i.installment_no
+                   WHERE i.due_date < {date}::date {installments}
+                   GROUP BY i.loan_id
+             ) arrears ON arrears.loan_id = l.loan_id
             WHERE l.disbursed_on <= {date}::date
               AND (l.written_off_on IS NULL OR l.written_off_on > {date}::date)
-              AND l.principal - COALESCE(paid.principal, 0) > 0
+              AND l.principal - COALESCE(paid.principal, 0) > 0 {loans}
          ) position"
     )
 }

@@ -13,7 +13,7 @@ use sqlx::{FromRow, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::as_of::loans_as_of;
+use super::as_of::loans_as_of_scoped;
 use super::segmentation::{CustomerSegment, customer_segments_sql};
 use crate::QueryError;
 
@@ -209,7 +209,10 @@ pub async fn customer_360(
            LEFT JOIN ({}) book ON book.loan_id = l.loan_id
           WHERE l.customer_id = $1
           ORDER BY l.captured_on, l.loan_id",
-        loans_as_of("$2")
+        loans_as_of_scoped(
+            "$2",
+            Some("SELECT loan_id FROM read_model.loans WHERE customer_id = $1")
+        )
     ))
     .bind(customer_id)
     .bind(as_of)
