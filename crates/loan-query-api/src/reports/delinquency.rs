@@ -1,0 +1,288 @@
+//! Delinquency as of any report date: each loan's days past due and aging bucket, the
+//! portfolio per bucket, portfolio at risk (PAR1/PAR30/PAR90), each by product (loan
+//! purpose), channel, officer or customer segment, and the collection queue.
+//!
+//! All figures come from [`loans_as_of`](super::as_of) — see its rules. PAR-X is
+//! balance-weighted: outstanding principal of loans more than X days past due ÷ total
+//! outstanding principal of loans on book, half-up to 4 dp.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{FromRow, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::as_of::{bucket_values, loans_as_of};
+use super::{Page, PageRequest};
+use crate::QueryError;
+
+/// How a portfolio report is broken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Breakdown {
+    /// One group, `all`.
+    #[default]
+    Portfolio,
+    /// By loan purpose (the product): `consumer` / `business`.
+    Purpose,
+    /// By the loan's channel.
+    Channel,
+    /// By the loan's officer (absent for loans without one).
+    Officer,
+    /// By the customer's risk grade.
+    RiskGrade,
+    /// By the customer's value tier.
+    ValueTier,
+    /// By the customer's risk appetite.
+    RiskAppetite,
+    /// By the customer's region.
+    Region,
+}
+
+impl Breakdown {
+    pub const ALL: [Breakdown; 8] = [
+        Breakdown::Portfolio,
+        Breakdown::Purpose,
+        Breakdown::Channel,
+        Breakdown::Officer,
+        Breakdown::RiskGrade,
+        Breakdown::ValueTier,
+        Breakdown::RiskAppetite,
+        Breakdown::Region,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Breakdown::Portfolio => "portfolio",
+            Breakdown::Purpose => "purpose",
+            Breakdown::Channel => "channel",
+            Breakdown::Officer => "officer",
+            Breakdown::RiskGrade => "risk_grade",
+            Breakdown::ValueTier => "value_tier",
+            Breakdown::RiskAppetite => "risk_appetite",
+            Breakdown::Region => "region",
+        }
+    }
+
+    /// Parses a breakdown name; `parameter` names the offending parameter in the error.
+    pub fn parse(text: &str, parameter: &str) -> Result<Self, QueryError> {
+        Self::ALL
+            .into_iter()
+            .find(|by| by.as_str() == text)
+            .ok_or_else(|| {
+                QueryError::invalid(
+                    parameter,
+                    format!(
+                        "unknown breakdown `{text}`; one of {}",
+                        Self::ALL.map(Self::as_str).join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The group key over `book b JOIN read_model.customers c`.
+    fn group_sql(self) -> &'static str {
+        match self {
+            Breakdown::Portfolio => "'all'::text",
+            Breakdown::Purpose => "b.purpose::text",
+            Breakdown::Channel => "b.channel::text",
+            Breakdown::Officer => "b.officer_id::text",
+            Breakdown::RiskGrade => "c.risk_grade::text",
+            Breakdown::ValueTier => "c.value_tier::text",
+            Breakdown::RiskAppetite => "c.risk_appetite::text",
+            Breakdown::Region => "c.region::text",
+        }
+    }
+}
+
+/// One loan's delinquency as of the report date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
+pub struct LoanDelinquency {
+    pub loan_id: Uuid,
+    pub customer_id: Uuid,
+    pub purpose: String,
+    pub channel: String,
+    pub officer_id: Option<String>,
+    pub days_past_due: i32,
+    pub aging_bucket: String,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub outstanding_principal: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub overdue_amount: Decimal,
+}
+
+/// One aging bucket of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
+pub struct BucketFigures {
+    /// The group's key (`all` for the whole portfolio; absent for loans without officer).
+    pub group_key: Option<String>,
+    pub aging_bucket: String,
+    pub loans: i64,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub outstanding_principal: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub overdue_amount: Decimal,
+}
+
+/// Portfolio at risk of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
+pub struct ParFigures {
+    pub group_key: Option<String>,
+    pub loans: i64,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub outstanding_principal: Decimal,
+    /// Outstanding principal of loans more than 1 / 30 / 90 days past due.
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub at_risk_1: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub at_risk_30: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub at_risk_90: Decimal,
+    /// at_risk_X ÷ outstanding_principal, half-up to 4 dp.
+    #[serde(serialize_with = "crate::reports::fixed::ratio")]
+    pub par1: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::ratio")]
+    pub par30: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::ratio")]
+    pub par90: Decimal,
+}
+
+/// One overdue loan in the collection queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
+pub struct CollectionItem {
+    pub loan_id: Uuid,
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    /// Masked (or `erased`), never in clear.
+    pub phone_masked: String,
+    /// The loan's owner for collection; absent when unassigned.
+    pub officer_id: Option<String>,
+    pub days_past_due: i32,
+    pub aging_bucket: String,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub overdue_amount: Decimal,
+    #[serde(serialize_with = "crate::reports::fixed::money")]
+    pub outstanding_principal: Decimal,
+    pub last_payment_on: Option<NaiveDate>,
+}
+
+/// Every loan on book at `as_of` with its delinquency, ordered by loan id.
+pub async fn loan_delinquency(
+    pool: &PgPool,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<LoanDelinquency>, QueryError> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT loan_id, customer_id, purpose::text AS purpose, channel::text AS channel,
+                officer_id::text AS officer_id, days_past_due, aging_bucket,
+                outstanding_principal, overdue_amount
+           FROM ({}) b ORDER BY loan_id LIMIT $2 OFFSET $3",
+        loans_as_of("$1")
+    ))
+    .bind(as_of)
+    .bind(page.sql_limit())
+    .bind(page.sql_offset())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.page(rows))
+}
+
+/// Loans, outstanding principal and overdue amount per aging bucket at `as_of`, per
+/// group of `by`; every bucket is listed for every group (zeros included). Ordered by
+/// group (absent last), then bucket from current to 90+.
+pub async fn portfolio_buckets(
+    pool: &PgPool,
+    as_of: NaiveDate,
+    by: Breakdown,
+    page: PageRequest,
+) -> Result<Page<BucketFigures>, QueryError> {
+    let rows = sqlx::query_as(&format!(
+        "WITH book AS (
+              SELECT {group} AS group_key, b.*
+                FROM ({book}) b JOIN read_model.customers c ON c.customer_id = b.customer_id),
+              bucket(aging_bucket, rank) AS (VALUES {buckets}),
+              grp AS (SELECT DISTINCT group_key FROM book)
+         SELECT g.group_key, k.aging_bucket, COUNT(b.loan_id) AS loans,
+                COALESCE(SUM(b.outstanding_principal), 0)::numeric(20,2) AS outstanding_principal,
+                COALESCE(SUM(b.overdue_amount), 0)::numeric(20,2) AS overdue_amount
+           FROM grp g CROSS JOIN bucket k
+           LEFT JOIN book b ON b.group_key IS NOT DISTINCT FROM g.group_key
+                           AND b.aging_bucket = k.aging_bucket
+          GROUP BY g.group_key, k.aging_bucket, k.rank
+          ORDER BY g.group_key NULLS LAST, k.rank LIMIT $2 OFFSET $3",
+        group = by.group_sql(),
+        book = loans_as_of("$1"),
+        buckets = bucket_values(),
+    ))
+    .bind(as_of)
+    .bind(page.sql_limit())
+    .bind(page.sql_offset())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.page(rows))
+}
+
+/// PAR1, PAR30 and PAR90 at `as_of` per group of `by`, ordered by group (absent last).
+pub async fn portfolio_at_risk(
+    pool: &PgPool,
+    as_of: NaiveDate,
+    by: Breakdown,
+    page: PageRequest,
+) -> Result<Page<ParFigures>, QueryError> {
+    let rows = sqlx::query_as(&format!(
+        "WITH book AS (
+              SELECT {group} AS group_key, b.*
+                FROM ({book}) b JOIN read_model.customers c ON c.customer_id = b.customer_id),
+              figures AS (
+              SELECT group_key, COUNT(*) AS loans,
+                     SUM(outstanding_principal) AS outstanding_principal,
+                     COALESCE(SUM(outstanding_principal) FILTER (WHERE days_past_due > 1), 0)
+                         AS at_risk_1,
+                     COALESCE(SUM(outstanding_principal) FILTER (WHERE days_past_due > 30), 0)
+                         AS at_risk_30,
+                     COALESCE(SUM(outstanding_principal) FILTER (WHERE days_past_due > 90), 0)
+                         AS at_risk_90
+                FROM book GROUP BY group_key)
+         SELECT group_key, loans, outstanding_principal::numeric(20,2) AS outstanding_principal,
+                at_risk_1::numeric(20,2) AS at_risk_1, at_risk_30::numeric(20,2) AS at_risk_30,
+                at_risk_90::numeric(20,2) AS at_risk_90,
+                ROUND(at_risk_1 / outstanding_principal, 4) AS par1,
+                ROUND(at_risk_30 / outstanding_principal, 4) AS par30,
+                ROUND(at_risk_90 / outstanding_principal, 4) AS par90
+           FROM figures
+          ORDER BY group_key NULLS LAST LIMIT $2 OFFSET $3",
+        group = by.group_sql(),
+        book = loans_as_of("$1"),
+    ))
+    .bind(as_of)
+    .bind(page.sql_limit())
+    .bind(page.sql_offset())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.page(rows))
+}
+
+/// Loans past due at `as_of`, worst first: days past due descending, then overdue
+/// amount descending, then loan id.
+pub async fn collection_queue(
+    pool: &PgPool,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<CollectionItem>, QueryError> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT b.loan_id, b.customer_id, c.name AS customer_name, c.phone_masked,
+                b.officer_id::text AS officer_id, b.days_past_due, b.aging_bucket,
+                b.overdue_amount, b.outstanding_principal, b.last_payment_on
+           FROM ({}) b JOIN read_model.customers c ON c.customer_id = b.customer_id
+          WHERE b.days_past_due > 0
+          ORDER BY b.days_past_due DESC, b.overdue_amount DESC, b.loan_id
+          LIMIT $2 OFFSET $3",
+        loans_as_of("$1")
+    ))
+    .bind(as_of)
+    .bind(page.sql_limit())
+    .bind(page.sql_offset())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.page(rows))
+}

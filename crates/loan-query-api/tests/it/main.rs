@@ -1,0 +1,13 @@
+//! The query API against a real PostgreSQL: each test creates its own database (named
+//! with a UUID), migrates it with the projector's migrations, scripts a small portfolio
+//! and compares the reports with figures worked out by hand.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test binary links every dependency of its crate; it uses only some"
+)]
+mod analyst_role_reads_views_only;
+mod customer_360_segments_and_pipeline_match_hand_figures;
+mod delinquency_is_computed_as_of_any_date;
+mod http_serves_json_csv_and_problems;
+mod openapi_document_does_not_drift;
+mod support;
