@@ -1,2 +1,3 @@
 mod command_service_cli;
 mod schedule_cli;
+mod the_pipeline_runs_from_the_binaries;

@@ -7,6 +7,7 @@
 mod command_service;
 mod failure;
 mod projector;
+mod query_api;
 mod schedule;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ enum Command {
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),
     Projector(projector::ProjectorArgs),
+    QueryApi(query_api::QueryApiArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Schedule(args) => schedule::run(args),
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
+        Command::QueryApi(args) => query_api::run(args),
     };
     failure::exit_code(outcome)
 }

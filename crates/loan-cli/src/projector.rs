@@ -57,9 +57,10 @@ struct Connection {
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
     /// File holding the master key (the same as the command service's): the projector
-    /// unwraps customers' data keys only to mask their sensitive fields.
+    /// unwraps customers' data keys only to mask their sensitive fields. Needed by
+    /// `run`, `rebuild` and `replay`.
     #[arg(long, env = "LOAN_MASTER_KEY_FILE")]
-    master_key_file: std::path::PathBuf,
+    master_key_file: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -120,8 +121,12 @@ fn parse_aggregate_type(name: &str) -> Result<AggregateType, String> {
 
 impl Connection {
     fn config(&self) -> anyhow::Result<ProjectorConfig> {
-        let master_key = MasterKey::read_file(&self.master_key_file)
-            .with_context(|| format!("--master-key-file {}", self.master_key_file.display()))?;
+        let path = self
+            .master_key_file
+            .as_ref()
+            .context("--master-key-file (or LOAN_MASTER_KEY_FILE) is required")?;
+        let master_key = MasterKey::read_file(path)
+            .with_context(|| format!("--master-key-file {}", path.display()))?;
         Ok(ProjectorConfig::new(
             self.nats_url.clone(),
             self.stream.clone(),
