@@ -34,6 +34,8 @@ use loan_contract::{CommandReply, Subjects};
 use loan_domain::CommandKind;
 use loan_engine::{Engine, EngineConfig, MasterKey, Vault};
 use loan_store::group_commit::GroupCommit;
+
+mod projection;
 use loan_store::keys::MemoryKeyStore;
 use loan_store::memory::MemoryStore;
 use loan_testkit::NatsServer;
@@ -59,6 +61,13 @@ struct Args {
     /// command. Run under `valgrind --tool=callgrind` for an instruction profile.
     #[arg(long)]
     engine_only: bool,
+    /// Measure the projectors instead (PostgreSQL at LOAN_TEST_POSTGRES_URL): throughput
+    /// from an empty database and a full rebuild, against raw batched upserts.
+    #[arg(long)]
+    projector: bool,
+    /// Events in the generated book of the projector measurement.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
 }
 
 /// Throughput and latency of one measurement.
@@ -508,6 +517,9 @@ async fn engine_only(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.projector {
+        return projection::run(args.events, 2).await;
+    }
     if args.engine_only {
         let figures = engine_only(1, args.loans_per_caller, args.seconds).await?;
         println!(

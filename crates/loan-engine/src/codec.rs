@@ -19,7 +19,7 @@ use loan_contract::event::StoredEvent;
 use loan_contract::{ErrorCode, ErrorReply, EventEnvelope};
 use loan_domain::AggregateType;
 use loan_domain::customer::ERASED;
-use loan_store::{Recorded, StoreError};
+use loan_store::{Commit, Recorded, StoreError};
 use serde_json::Value;
 use tracing::error;
 use uuid::Uuid;
@@ -213,13 +213,23 @@ impl<'v> Reader<'v> {
         &mut self,
         recorded: &Recorded,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut out = Vec::with_capacity(recorded.commit.events.len());
-        for stored in &recorded.commit.events {
+        self.decode_commit(recorded.position, &recorded.commit)
+            .await
+    }
+
+    /// [`Reader::decode`] of a commit read at `position`.
+    pub(crate) async fn decode_commit(
+        &mut self,
+        position: u64,
+        commit: &Commit,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut out = Vec::with_capacity(commit.events.len());
+        for stored in &commit.events {
             let mut stored = stored.clone();
-            self.open(&mut stored, recorded.position).await?;
+            self.open(&mut stored, position).await?;
             out.push(
                 EventEnvelope::from_stored(stored).map_err(|e| StoreError::Corrupt {
-                    position: recorded.position,
+                    position,
                     reason: e.to_string(),
                 })?,
             );

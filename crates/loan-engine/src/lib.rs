@@ -528,6 +528,15 @@ impl<'v> CommitReader<'v> {
     pub async fn decode(&mut self, recorded: &Recorded) -> Result<Vec<EventEnvelope>, StoreError> {
         self.0.decode(recorded).await
     }
+
+    /// [`CommitReader::decode`] of a commit read at `position` (no chain hash needed).
+    pub async fn decode_commit(
+        &mut self,
+        position: u64,
+        commit: &Commit,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.0.decode_commit(position, commit).await
+    }
 }
 
 /// Rebuilds an aggregate from its history (sensitive fields decrypted with `vault`'s keys,

@@ -10,10 +10,9 @@
 //! * allocations: `compute_position` over every counted payment, in value-date order, as
 //!   now known (a backdated payment or a reversal restates later allocations);
 //! * `settled_on`: the first payment value date `V` on which the installment is
-//!   `fully_paid` by the position as of `V`. Penalty only grows between payments, so an
-//!   installment can only become fully paid on a payment's value date.
+//!   `fully_paid` by the position as of `V`, read off the same allocation pass (payments
+//!   are allocated in value-date order; penalty stops accruing once principal is paid).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -39,6 +38,11 @@ pub(crate) struct BookView {
     pub(crate) book_changed: bool,
     /// The rows of the book as last computed (after the last commit that changed it).
     rows: Option<Arc<LoanRows>>,
+    /// The rows as the database holds them (set when a batch commits): a batch writes
+    /// only the difference — a repayment touches one or two installments and adds a few
+    /// allocations; a whole loan is rewritten only when a restatement moved earlier
+    /// allocations (a backdated payment, a reversal).
+    written: Option<Arc<LoanRows>>,
 }
 
 impl BookView {
@@ -50,7 +54,13 @@ impl BookView {
             last_position: 0,
             book_changed: false,
             rows: None,
+            written: None,
         }
+    }
+
+    /// The batch that wrote this view's rows committed.
+    pub(crate) fn committed(&mut self) {
+        self.written.clone_from(&self.rows);
     }
 
     pub(crate) fn apply(&mut self, position: u64, events: &[EventEnvelope]) -> Result<(), Poison> {
@@ -84,7 +94,7 @@ impl BookView {
 }
 
 /// The rows of one loan, computed by the domain.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct LoanRows {
     installments: Vec<(u32, NaiveDate, [Decimal; 6], Option<NaiveDate>)>,
     allocations: Vec<(String, NaiveDate, u32, [Decimal; 3])>,
@@ -111,23 +121,39 @@ fn rows_of(account: &Account) -> Result<LoanRows, servicing::ServicingError> {
             ));
         }
     }
-    // settled_on: the first payment value date on which fully_paid holds.
-    let mut settled: Vec<Option<NaiveDate>> = vec![None; account.schedule.installments.len()];
-    let value_dates: BTreeSet<NaiveDate> = account.payments.iter().map(|p| p.value_date).collect();
-    for value_date in value_dates {
-        if settled.iter().all(Option::is_some) {
-            break;
-        }
-        let as_of = account.position_as_of(&account.payments, value_date)?;
-        for ((installment, at), slot) in account
-            .schedule
-            .installments
-            .iter()
-            .zip(&as_of.installments)
-            .zip(settled.iter_mut())
-        {
-            if slot.is_none() && servicing::fully_paid(installment, at) {
-                *slot = Some(value_date);
+    // settled_on: the first payment value date on which fully_paid holds, read off the
+    // same allocation pass. Payments are applied in value-date order, so the running sums
+    // after the payments of date V are the position as of V; penalty accrues only on
+    // unpaid principal, so once an installment's principal is paid its accrued penalty
+    // no longer grows and the final `penalty_accrued` is the one as of V. One pass
+    // (payments × installments) instead of one position per value date.
+    let count = account.schedule.installments.len();
+    let mut settled: Vec<Option<NaiveDate>> = vec![None; count];
+    let mut paid = vec![[Decimal::ZERO; 3]; count];
+    for (index, splits) in &position.allocations {
+        let Some(payment) = account.payments.get(*index) else {
+            continue;
+        };
+        for split in splits {
+            let Some(slot) = usize::try_from(split.installment)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&i| i < count)
+            else {
+                continue;
+            };
+            let sums = &mut paid[slot];
+            sums[0] += split.principal.amount();
+            sums[1] += split.interest.amount();
+            sums[2] += split.penalty.amount();
+            let installment = &account.schedule.installments[slot];
+            let at = &position.installments[slot];
+            if settled[slot].is_none()
+                && sums[0] >= installment.principal.amount()
+                && sums[1] >= installment.interest.amount()
+                && sums[2] >= at.penalty_accrued.amount()
+            {
+                settled[slot] = Some(payment.value_date);
             }
         }
     }
@@ -172,9 +198,10 @@ const INSTALLMENT_COLUMNS: &[(&str, &str)] = &[
     ("settled_on", "date"),
 ];
 
-/// Rewrites the installments and allocations of the given loans (disbursed ones; the
-/// others have none): one upsert of the installments, one delete and one insert of the
-/// allocations.
+/// Writes what changed in the installments and allocations of the given loans
+/// (disbursed ones; the others have none) since the database last got them: one upsert
+/// of the changed installments, one delete of the allocations of loans whose earlier
+/// allocations moved, one insert of the new allocations.
 pub(crate) async fn write_books(
     tx: &mut Transaction<'_, Postgres>,
     schema: &str,
@@ -195,8 +222,31 @@ pub(crate) async fn write_books(
         let Some(rows) = &view.rows else {
             continue;
         };
-        loans.push(view.loan_id);
-        for &(number, due_date, money, settled_on) in &rows.installments {
+        let written = view.written.as_deref();
+        if written == Some(rows.as_ref()) {
+            continue;
+        }
+        // Allocations only appended (the usual repayment): insert the new ones.
+        // Otherwise the loan's allocations are replaced.
+        let appended = written.filter(|w| {
+            w.allocations.len() <= rows.allocations.len()
+                && rows.allocations[..w.allocations.len()] == w.allocations[..]
+        });
+        let new_allocations = match appended {
+            Some(w) => &rows.allocations[w.allocations.len()..],
+            None => {
+                loans.push(view.loan_id);
+                &rows.allocations[..]
+            }
+        };
+        let unchanged = |index: usize| {
+            written.and_then(|w| w.installments.get(index)) == rows.installments.get(index)
+        };
+        for (index, &(number, due_date, money, settled_on)) in rows.installments.iter().enumerate()
+        {
+            if unchanged(index) {
+                continue;
+            }
             i_loan.push(view.loan_id);
             i_no.push(to_i32(number));
             i_due.push(due_date);
@@ -205,7 +255,7 @@ pub(crate) async fn write_books(
             }
             i_settled.push(settled_on);
         }
-        for (reference, value_date, number, money) in &rows.allocations {
+        for (reference, value_date, number, money) in new_allocations {
             a_loan.push(view.loan_id);
             a_reference.push(reference.clone());
             a_value_date.push(*value_date);
@@ -215,9 +265,6 @@ pub(crate) async fn write_books(
             }
         }
     }
-    if loans.is_empty() {
-        return Ok(());
-    }
     let [
         principal_due,
         interest_due,
@@ -226,31 +273,35 @@ pub(crate) async fn write_books(
         penalty_accrued,
         penalty_paid,
     ] = i_money;
-    sqlx::query(&upsert(
-        schema,
-        "installments",
-        INSTALLMENT_COLUMNS,
-        &["loan_id", "installment_no"],
-    ))
-    .bind(i_loan)
-    .bind(i_no)
-    .bind(i_due)
-    .bind(principal_due)
-    .bind(interest_due)
-    .bind(principal_paid)
-    .bind(interest_paid)
-    .bind(penalty_accrued)
-    .bind(penalty_paid)
-    .bind(i_settled)
-    .execute(&mut **tx)
-    .await?;
+    if !i_loan.is_empty() {
+        sqlx::query(&upsert(
+            schema,
+            "installments",
+            INSTALLMENT_COLUMNS,
+            &["loan_id", "installment_no"],
+        ))
+        .bind(i_loan)
+        .bind(i_no)
+        .bind(i_due)
+        .bind(principal_due)
+        .bind(interest_due)
+        .bind(principal_paid)
+        .bind(interest_paid)
+        .bind(penalty_accrued)
+        .bind(penalty_paid)
+        .bind(i_settled)
+        .execute(&mut **tx)
+        .await?;
+    }
     let s = ident(schema);
-    sqlx::query(&format!(
-        "DELETE FROM {s}.allocations WHERE loan_id = ANY($1::uuid[])"
-    ))
-    .bind(&loans)
-    .execute(&mut **tx)
-    .await?;
+    if !loans.is_empty() {
+        sqlx::query(&format!(
+            "DELETE FROM {s}.allocations WHERE loan_id = ANY($1::uuid[])"
+        ))
+        .bind(&loans)
+        .execute(&mut **tx)
+        .await?;
+    }
     if !a_loan.is_empty() {
         let [principal, interest, penalty] = a_money;
         sqlx::query(&format!(

@@ -37,7 +37,7 @@ use futures::StreamExt;
 use loan_contract::EventEnvelope;
 use loan_domain::AggregateType;
 use loan_engine::CommitReader;
-use loan_store::{AggregateRef, Commit, Recorded, StoreError};
+use loan_store::{AggregateRef, Commit, StoreError};
 use lru::LruCache;
 use serde_json::{Value, json};
 use sqlx::pool::PoolConnection;
@@ -495,10 +495,13 @@ impl GroupProjector {
         for row in &new_quarantine {
             warn!(projection = %self.target.projection, aggregate = %row.aggregate, position = row.position, reason = %row.poison.reason, "aggregate quarantined");
         }
-        for (aggregate, view) in working {
+        for (aggregate, mut view) in working {
             if quarantined.contains_key(&aggregate) {
                 self.cache.pop(&aggregate);
             } else {
+                if let View::Book(book) = &mut view {
+                    book.committed();
+                }
                 self.cache.put(aggregate, view);
             }
         }
@@ -754,15 +757,10 @@ async fn decode_one(
             });
         }
     };
-    let recorded = Recorded {
-        position,
-        commit,
-        hash: loan_store::chain_hash(payload),
-    };
-    match reader.decode(&recorded).await {
+    match reader.decode_commit(position, &commit).await {
         Ok(events) => Ok(Item::Apply {
-            aggregate: recorded.commit.aggregate,
-            commit: recorded.commit,
+            aggregate: commit.aggregate,
+            commit,
             events,
         }),
         Err(StoreError::Unavailable { context, .. }) => Err(ProjectionError::Nats {
@@ -770,9 +768,9 @@ async fn decode_one(
             message: "the key store is unavailable".into(),
         }),
         Err(error) => {
-            let event_type = recorded.commit.events.first().map(|e| e.event_type.clone());
+            let event_type = commit.events.first().map(|e| e.event_type.clone());
             Ok(Item::Poison {
-                aggregate: Some(recorded.commit.aggregate),
+                aggregate: Some(commit.aggregate),
                 poison: Poison {
                     event_type,
                     reason: error.to_string(),

@@ -41,6 +41,15 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Every commit's aggregate and stored bytes, in log order (to copy a log elsewhere).
+    pub fn entries(&self) -> Vec<(AggregateRef, Vec<u8>)> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(aggregate, _, bytes)| (*aggregate, bytes.clone()))
+            .collect()
+    }
+
     fn decode(position: u64, bytes: &[u8]) -> Result<Recorded, StoreError> {
         Commit::from_bytes(bytes)
             .map(|commit| Recorded {
