@@ -1,1 +1,2 @@
+mod audit_cli;
 mod schedule_cli;

@@ -32,6 +32,37 @@ use crate::AuditError;
 use crate::history::{Subject, select};
 use crate::log::{Knowledge, LogEntry, LogReader};
 
+/// `money` with exactly two decimals (a default zero prints `0`, not `0.00`).
+fn cents(money: Money) -> Money {
+    let mut amount = money.amount();
+    amount.rescale(2);
+    Money::from_exact(amount).unwrap_or(money)
+}
+
+fn cents_of(outstanding: Outstanding) -> Outstanding {
+    Outstanding {
+        principal: cents(outstanding.principal),
+        interest: cents(outstanding.interest),
+        penalty: cents(outstanding.penalty),
+    }
+}
+
+/// Buckets print by their documented names (`dpd_1_to_30`, `AgingBucket::as_str`): the
+/// domain type's serde form (`dpd1_to30`) is not the name in docs/domain.md.
+fn bucket_name<S: serde::Serializer>(bucket: &AgingBucket, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(bucket.as_str())
+}
+
+fn optional_bucket_name<S: serde::Serializer>(
+    bucket: &Option<AgingBucket>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match bucket {
+        Some(bucket) => s.serialize_str(bucket.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
 /// One installment on the business date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstallmentAt {
@@ -62,6 +93,7 @@ pub struct BookAt {
     /// Unpaid amounts of installments due before the date.
     pub overdue: Outstanding,
     pub days_past_due: u32,
+    #[serde(serialize_with = "bucket_name")]
     pub bucket: AgingBucket,
     pub written_off_on: Option<NaiveDate>,
 }
@@ -83,6 +115,7 @@ pub struct LoanAt {
     pub recorded_status: String,
     /// The recorded book's date and bucket (as the last known money event left them).
     pub recorded_position_date: Option<NaiveDate>,
+    #[serde(serialize_with = "optional_bucket_name")]
     pub recorded_bucket: Option<AgingBucket>,
     /// `None` before disbursement (or when not disbursed on the date).
     pub book: Option<BookAt>,
@@ -194,16 +227,16 @@ fn loan_at(
                 due_date: installment.due_date,
                 principal: installment.principal,
                 interest: installment.interest,
-                principal_paid: paid.principal_paid,
-                interest_paid: paid.interest_paid,
-                penalty_accrued: paid.penalty_accrued,
-                penalty_paid: paid.penalty_paid,
+                principal_paid: cents(paid.principal_paid),
+                interest_paid: cents(paid.interest_paid),
+                penalty_accrued: cents(paid.penalty_accrued),
+                penalty_paid: cents(paid.penalty_paid),
                 fully_paid: servicing::fully_paid(installment, paid),
             })
             .collect(),
         payments,
-        outstanding: servicing::outstanding(schedule, positions),
-        overdue: servicing::overdue_amount(schedule, positions, computed_at),
+        outstanding: cents_of(servicing::outstanding(schedule, positions)),
+        overdue: cents_of(servicing::overdue_amount(schedule, positions, computed_at)),
         days_past_due,
         bucket: AgingBucket::for_days_past_due(days_past_due),
         written_off_on: written_off,
@@ -302,6 +335,7 @@ pub async fn customer_state(
 /// One aging bucket of the delinquency report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BucketLine {
+    #[serde(serialize_with = "bucket_name")]
     pub bucket: AgingBucket,
     pub loans: u64,
     pub outstanding_principal: Money,
@@ -345,6 +379,7 @@ pub struct DelinquencyReport {
 pub struct ReportedLoan {
     pub loan_id: Uuid,
     pub days_past_due: u32,
+    #[serde(serialize_with = "bucket_name")]
     pub bucket: AgingBucket,
     pub outstanding_principal: Money,
     pub overdue_amount: Money,
@@ -436,12 +471,13 @@ pub async fn delinquency_report(
             })
             .map_err(|e| AuditError::Invalid(format!("PAR{days}: {e}")))?;
         let total = report.outstanding_principal.amount();
-        let ratio = if total.is_zero() {
+        let mut ratio = if total.is_zero() {
             Decimal::ZERO
         } else {
             (at_risk.amount() / total)
                 .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
         };
+        ratio.rescale(4);
         report.par.push(ParLine {
             days,
             outstanding_principal: at_risk,

@@ -4,6 +4,7 @@
 //! subcommand's arguments, help text and output live in that module. Failures are reported
 //! here, in one place, so that every subcommand ends the same way (see [`failure`]).
 
+mod audit;
 mod command_service;
 mod failure;
 mod schedule;
@@ -29,6 +30,7 @@ struct Cli {
 enum Command {
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,10 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Schedule(args) => schedule::run(args),
         Command::CommandService(args) => command_service::run_service(args),
+        Command::Audit(args) => match audit::run(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
     };
     failure::exit_code(outcome)
 }
