@@ -23,6 +23,10 @@ pub mod verify;
 
 pub use loan_engine::{MasterKey, Vault};
 
+// Dev-dependencies of the integration tests and the example; the unit-test target links them too.
+#[cfg(test)]
+use {loan_testkit as _, tempfile as _, tokio as _};
+
 /// Why an audit could not be answered. Tampering is not an error: it is the answer of
 /// [`verify`].
 #[derive(Debug, thiserror::Error)]
