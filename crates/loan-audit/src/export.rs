@@ -95,9 +95,27 @@ pub async fn export(
     out: &mut dyn Write,
     exported_at: DateTime<Utc>,
 ) -> Result<Manifest, AuditError> {
+    export_until(log, selection, None, out, exported_at).await
+}
+
+/// As [`export`], reading no further than position `until` (the `stream_head` of an
+/// earlier export, to check its manifest against the live log).
+pub async fn export_until(
+    log: &LiveLog,
+    selection: &Selection,
+    until: Option<u64>,
+    out: &mut dyn Write,
+    exported_at: DateTime<Utc>,
+) -> Result<Manifest, AuditError> {
     let mut reader = match selection {
-        Selection::Positions { from, to } => log.reader(*from, *to, Vec::new()).await?,
-        _ => log.read_all().await?,
+        Selection::Positions { from, to } => {
+            let to = match (to, until) {
+                (Some(to), Some(until)) => Some((*to).min(until)),
+                (to, until) => to.or(until),
+            };
+            log.reader(*from, to, Vec::new()).await?
+        }
+        _ => log.reader(1, until, Vec::new()).await?,
     };
     let stream_head = reader.stream_head();
     let mut filter = Filter::new(selection);

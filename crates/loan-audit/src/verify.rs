@@ -21,7 +21,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::AuditError;
-use crate::export::{EXPORT_FORMAT, Manifest};
+use crate::export::{EXPORT_FORMAT, Manifest, export_until};
+use crate::log::LiveLog;
 use crate::log::{LogReader, parse_aggregate};
 
 /// The first place where the history is not what its chains and manifest say.
@@ -306,4 +307,54 @@ pub fn compare(manifest: &Manifest, found: &ChainSummary, file_sha256: &str) -> 
 
 fn show(value: Option<u64>) -> String {
     value.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+/// Checks a manifest against the live log: reads the same selection up to the manifest's
+/// `stream_head` and compares chain heads, counts, positions, log hash and anchors (not
+/// the file hash: no file is written). This is how an auditor confirms that an export's
+/// manifest describes the log as it is stored, not a consistent forgery.
+pub async fn verify_manifest_against_live(
+    log: &LiveLog,
+    manifest: &Manifest,
+) -> Result<Verification, AuditError> {
+    let live = match export_until(
+        log,
+        &manifest.selection,
+        Some(manifest.stream_head),
+        &mut std::io::sink(),
+        manifest.exported_at,
+    )
+    .await
+    {
+        Ok(live) => live,
+        Err(AuditError::Corrupt { position, reason }) => {
+            return Ok(Verification {
+                intact: false,
+                commits_checked: 0,
+                summary: ChainSummary::default(),
+                first_broken_link: Some(Finding {
+                    position: Some(position),
+                    aggregate: None,
+                    line: None,
+                    reason,
+                }),
+            });
+        }
+        Err(other) => return Err(other),
+    };
+    let mut finding = compare(manifest, &live.summary, &manifest.file_sha256);
+    if finding.is_none() && live.anchors != manifest.anchors {
+        finding = Some(Finding {
+            position: None,
+            aggregate: None,
+            line: None,
+            reason: "the manifest's anchors differ from the live log's".into(),
+        });
+    }
+    Ok(Verification {
+        intact: finding.is_none(),
+        commits_checked: live.summary.commits,
+        summary: live.summary,
+        first_broken_link: finding,
+    })
 }

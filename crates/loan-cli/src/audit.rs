@@ -20,7 +20,9 @@ use loan_audit::export::{Manifest, Selection, export};
 use loan_audit::history::{Disclosure, HistoryRow, Subject, history};
 use loan_audit::log::{Knowledge, LiveLog, LogReader};
 use loan_audit::timeline::{DelinquencyReport, LoanAt, customer_state, delinquency_report, state};
-use loan_audit::verify::{Verification, verify_chains, verify_export};
+use loan_audit::verify::{
+    Verification, verify_chains, verify_export, verify_manifest_against_live,
+};
 use loan_audit::{MasterKey, Vault};
 use loan_domain::AggregateType;
 use loan_store::AggregateRef;
@@ -147,8 +149,9 @@ struct ExportArgs {
 struct VerifyArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The export's manifest (default: <export>.manifest.json, replacing .jsonl).
-    #[arg(long, requires = "export")]
+    /// The export's manifest (default: <export>.manifest.json, replacing .jsonl). With
+    /// --nats instead of --export: check that manifest against the live log.
+    #[arg(long)]
     manifest: Option<PathBuf>,
     /// Print the verification as JSON.
     #[arg(long)]
@@ -311,6 +314,9 @@ async fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| default_manifest(path));
         let manifest = Manifest::read(&manifest_path)?;
         verify_export(path, &manifest).await?
+    } else if let (Some(manifest_path), Some(log)) = (&args.manifest, args.source.live().await?) {
+        let manifest = Manifest::read(manifest_path)?;
+        verify_manifest_against_live(&log, &manifest).await?
     } else {
         let mut reader = args.source.reader().await?;
         verify_chains(&mut reader, [], None).await?

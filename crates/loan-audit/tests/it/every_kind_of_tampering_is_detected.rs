@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use loan_audit::export::{Manifest, Selection};
 use loan_audit::log::{LogEntry, export_line};
-use loan_audit::verify::{Finding, verify_export};
+use loan_audit::verify::{Finding, verify_export, verify_manifest_against_live};
 use uuid::Uuid;
 
 use crate::support::{World, entries, export_to, position_of, script};
@@ -195,6 +195,55 @@ async fn each_tampering_names_the_first_broken_link() {
     let found = first_broken(&range, &edited).await;
     assert_eq!(found.position, Some(l1_repaid), "{found}");
     assert_eq!(found.aggregate.as_deref(), Some(l1.as_str()));
+
+    // The genuine manifests agree with the live log; a consistently forged one (file and
+    // manifest rewritten together) does not.
+    let live = verify_manifest_against_live(&w.log(), &manifest)
+        .await
+        .expect("verify");
+    assert!(live.intact, "{:?}", live.first_broken_link);
+    let live = verify_manifest_against_live(&w.log(), &range_manifest)
+        .await
+        .expect("verify");
+    assert!(live.intact, "{:?}", live.first_broken_link);
+    let mut lines = original.clone();
+    lines.pop();
+    let forged_file = write(dir.path(), "forged-consistently", &lines);
+    let mut reader = loan_audit::log::LogReader::open_export(&forged_file).expect("open");
+    let forged_summary = loan_audit::verify::verify_chains(&mut reader, [], None)
+        .await
+        .expect("verify")
+        .summary;
+    let forged_manifest = Manifest {
+        summary: forged_summary,
+        ..manifest.clone()
+    };
+    let found = verify_manifest_against_live(&w.log(), &forged_manifest)
+        .await
+        .expect("verify")
+        .first_broken_link
+        .expect("the live log disagrees with a forged manifest");
+    assert_eq!(found.aggregate.as_deref(), Some(c2.as_str()), "{found}");
+
+    // A commit published to the live stream by a broken or malicious producer, naming the
+    // wrong previous commit: verifying the live stream names it.
+    let forged = original[index_of(&original, l2_disbursed)].clone();
+    async_nats::jetstream::new(w.client.clone())
+        .publish(forged.subject.clone(), forged.bytes.clone().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let mut reader = w.log().read_all().await.expect("read");
+    let live = loan_audit::verify::verify_chains(&mut reader, [], None)
+        .await
+        .expect("verify live");
+    let found = live.first_broken_link.expect("the forged commit is found");
+    assert_eq!(found.position, Some(head + 1), "{found}");
+    assert_eq!(
+        found.aggregate.as_deref(),
+        Some(format!("loan/{}", s.l2).as_str())
+    );
 
     // A line that is not an export line at all.
     let mut text = std::fs::read_to_string(&file).expect("read");
