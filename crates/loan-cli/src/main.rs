@@ -4,6 +4,7 @@
 //! subcommand's arguments, help text and output live in that module. Failures are reported
 //! here, in one place, so that every subcommand ends the same way (see [`failure`]).
 
+mod audit;
 mod command_service;
 mod failure;
 mod projector;
@@ -33,6 +34,7 @@ enum Command {
     CommandService(command_service::CommandServiceArgs),
     Projector(projector::ProjectorArgs),
     QueryApi(query_api::QueryApiArgs),
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,10 @@ fn main() -> ExitCode {
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
         Command::QueryApi(args) => query_api::run(args),
+        Command::Audit(args) => match audit::run(args) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
     };
     failure::exit_code(outcome)
 }

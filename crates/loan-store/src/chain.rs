@@ -11,7 +11,7 @@
 //! export of millions of commits never has to fit in memory) and names the first broken
 //! link. It is pure: the caller brings the bytes from JetStream, SQLite or a file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,6 +35,14 @@ pub fn fold_log_hash(previous: &str, position: u64, commit_hash: &str) -> String
 pub struct ChainHead {
     pub version: u64,
     pub position: u64,
+    pub hash: String,
+}
+
+/// Where an aggregate's chain stands just before the first commit of a partial log: the
+/// `previous_hash` and `base_version` that commit must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainAnchor {
+    pub version: u64,
     pub hash: String,
 }
 
@@ -103,6 +111,8 @@ impl BrokenLink {
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     heads: HashMap<AggregateRef, ChainHead>,
+    /// Aggregates whose head is still an anchor (no commit of theirs pushed yet).
+    anchored: HashSet<AggregateRef>,
     summary: ChainSummary,
 }
 
@@ -117,11 +127,43 @@ impl ChainVerifier {
     pub fn new() -> Self {
         ChainVerifier {
             heads: HashMap::new(),
+            anchored: HashSet::new(),
             summary: ChainSummary {
                 log_hash: EMPTY_LOG_HASH.to_owned(),
                 ..ChainSummary::default()
             },
         }
+    }
+
+    /// For part of a log (an export of a time range or of one customer): each anchored
+    /// aggregate's chain continues from `anchor` (the `previous_hash` and `base_version`
+    /// of its first commit in the part) instead of from the genesis hash. Aggregates
+    /// without an anchor start at the genesis hash. The log hash still starts at
+    /// [`EMPTY_LOG_HASH`] and folds only the commits pushed.
+    pub fn with_anchors(anchors: impl IntoIterator<Item = (AggregateRef, ChainAnchor)>) -> Self {
+        let mut verifier = Self::new();
+        for (aggregate, anchor) in anchors {
+            verifier.anchor(aggregate, anchor);
+        }
+        verifier
+    }
+
+    /// Anchors one aggregate (see [`ChainVerifier::with_anchors`]) before its first commit
+    /// is pushed; `false` (and nothing changes) if a commit of it was already pushed.
+    pub fn anchor(&mut self, aggregate: AggregateRef, anchor: ChainAnchor) -> bool {
+        if self.heads.contains_key(&aggregate) && !self.anchored.contains(&aggregate) {
+            return false;
+        }
+        self.heads.insert(
+            aggregate,
+            ChainHead {
+                version: anchor.version,
+                position: 0,
+                hash: anchor.hash,
+            },
+        );
+        self.anchored.insert(aggregate);
+        true
     }
 
     /// Checks the commit stored at `position` as `bytes`, returning it decoded.
@@ -156,6 +198,7 @@ impl ChainVerifier {
                 found_base: commit.base_version,
             });
         }
+        self.anchored.remove(&commit.aggregate);
         let hash = chain_hash(bytes);
         self.summary.log_hash = fold_log_hash(&self.summary.log_hash, position, &hash);
         self.summary.commits += 1;
@@ -179,11 +222,14 @@ impl ChainVerifier {
     }
 
     /// What was verified.
+    /// An anchored aggregate without any commit pushed has no head in the summary.
     pub fn finish(self) -> ChainSummary {
         let mut summary = self.summary;
+        let anchored = self.anchored;
         summary.heads = self
             .heads
             .into_iter()
+            .filter(|(aggregate, _)| !anchored.contains(aggregate))
             .map(|(aggregate, head)| (aggregate.to_string(), head))
             .collect();
         summary

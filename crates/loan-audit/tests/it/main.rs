@@ -1,0 +1,13 @@
+//! Integration tests of the auditors' tools against a real nats-server, on a history
+//! written by the real engine.
+
+#![allow(
+    unused_crate_dependencies,
+    reason = "one test binary links every dependency of the crate"
+)]
+
+mod as_of_differs_on_the_two_timelines;
+mod every_kind_of_tampering_is_detected;
+mod export_then_verify_is_intact;
+mod history_masks_reveals_and_erases;
+mod support;
