@@ -1,7 +1,8 @@
 //! The whole pipeline as an operator runs it, from the `loan` binary only: the command
 //! service appends a customer's loan to JetStream, `loan projector run` builds the read
 //! models in PostgreSQL, `loan projector lag` reports it caught up, and `loan query-api
-//! serve` answers the customer 360 and the delinquency report — with the phone masked.
+//! serve` answers the customer 360 and the delinquency report — with the phone masked —
+//! and `loan audit replay` finds the read models equal to a replay of the whole log.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -215,6 +216,38 @@ async fn a_loan_sent_as_a_command_is_reported_by_the_query_api() {
             .iter()
             .all(|p| p["healthy"] == true),
         "{health}"
+    );
+
+    // The auditors' replay of the whole log agrees with the live read models.
+    let mut replay = loan(&[
+        "audit",
+        "replay",
+        "--json",
+        "--nats",
+        url.as_str(),
+        "--subject-prefix",
+        PREFIX,
+        "--stream",
+        STREAM,
+        "--database-url",
+        database.url(),
+    ]);
+    let replay = replay
+        .arg("--master-key-file")
+        .arg(&key_file)
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run loan audit replay");
+    assert!(
+        replay.status.success(),
+        "replay agrees: {}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    let comparisons: Value = serde_json::from_slice(&replay.stdout).expect("JSON comparison");
+    assert_eq!(
+        comparisons.as_array().map(Vec::len),
+        Some(2),
+        "both groups compared"
     );
 
     let address = free_address();

@@ -53,7 +53,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use health::{ProjectionHealth, lag};
-pub use rebuild::{RebuildReport, rebuild};
+pub use rebuild::{RebuildReport, ReplayComparison, TableComparison, rebuild, replay_and_compare};
 pub use replay::{ReplayOutcome, replay_aggregate};
 pub use runner::{EventMessage, GroupProjector, Projector, StepOutcome};
 pub use schema::migrate;

@@ -42,6 +42,154 @@ pub struct RebuildReport {
     pub retired_dropped: bool,
 }
 
+/// How the live tables of a group compare with a replay of the whole log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayComparison {
+    pub group: String,
+    /// The stream sequence both sides are at.
+    pub sequence: u64,
+    pub tables: Vec<TableComparison>,
+}
+
+impl ReplayComparison {
+    /// Whether every table holds exactly the same rows.
+    pub fn agrees(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|t| t.only_live == 0 && t.only_replayed == 0)
+    }
+}
+
+/// One table: row counts and the rows found on one side only (as JSON, the first few).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableComparison {
+    pub table: String,
+    pub live_rows: u64,
+    pub replayed_rows: u64,
+    /// Rows in the live table that the replay did not produce.
+    pub only_live: u64,
+    /// Rows the replay produced that the live table lacks.
+    pub only_replayed: u64,
+    pub examples_only_live: Vec<String>,
+    pub examples_only_replayed: Vec<String>,
+}
+
+/// Replays the whole log for `group` into a scratch schema and compares it with the live
+/// tables row by row, then drops the scratch schema. The live projection must have
+/// caught up with the stream (its checkpoint at the stream head), so both sides stand at
+/// the same sequence; otherwise the answer would compare two different moments and
+/// [`ProjectionError::Config`] says so.
+pub async fn replay_and_compare(
+    config: ProjectorConfig,
+    group: Group,
+    examples: usize,
+) -> Result<ReplayComparison, ProjectionError> {
+    let env = Env::connect(config).await?;
+    let live = Target::live(&env.config, group);
+    let live_sequence: Option<i64> = sqlx::query_scalar(
+        "SELECT last_sequence FROM projection.checkpoints WHERE projection = $1",
+    )
+    .bind(&live.projection)
+    .fetch_optional(&env.pool)
+    .await?;
+    let live_sequence = u64::try_from(live_sequence.unwrap_or(0)).unwrap_or(0);
+    let head = env.stream_head().await?;
+    if live_sequence != head {
+        return Err(ProjectionError::Config(format!(
+            "projection {group} is at sequence {live_sequence} but the stream at {head}: \
+             let it catch up (loan projector lag) and run the comparison again"
+        )));
+    }
+    let number: i64 = sqlx::query_scalar("SELECT nextval('projection.rebuild_number')")
+        .fetch_one(&env.pool)
+        .await?;
+    let schema = format!("read_model_replay_{number}");
+    let target = Target {
+        group,
+        projection: format!("{}@replay_{number}", group.name()),
+        schema: schema.clone(),
+        consumer: format!("{}-replay-{number}", env.config.consumer_name(group)),
+    };
+    let mut tx = env.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO projection.rebuilds (rebuild_number, projection, schema_name) VALUES ($1, $2, $3)",
+    )
+    .bind(number)
+    .bind(group.name())
+    .bind(&schema)
+    .execute(&mut *tx)
+    .await?;
+    clone_tables(&mut tx, &schema, group.tables()).await?;
+    sqlx::query("INSERT INTO projection.checkpoints (projection, schema_name) VALUES ($1, $2)")
+        .bind(&target.projection)
+        .bind(&schema)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let outcome = compare_replay(&env, &target, live_sequence, examples).await;
+    let _ = env.stream.delete_consumer(&target.consumer).await;
+    let recorded = match &outcome {
+        Ok(c) if c.agrees() => "compared: agrees".to_owned(),
+        Ok(_) => "compared: differs".to_owned(),
+        Err(error) => format!("failed: {error}"),
+    };
+    let _ = abandon(&env, &target, number, &recorded).await;
+    outcome
+}
+
+async fn compare_replay(
+    env: &Arc<Env>,
+    target: &Target,
+    sequence: u64,
+    examples: usize,
+) -> Result<ReplayComparison, ProjectionError> {
+    let mut projector = GroupProjector::with_env(env.clone(), target.clone());
+    let replayed_to = projector.catch_up().await?;
+    drop(projector);
+    if replayed_to != sequence {
+        return Err(ProjectionError::Config(format!(
+            "the log moved during the comparison ({sequence} → {replayed_to}): run it again"
+        )));
+    }
+    let mut tables = Vec::new();
+    for table in target.group.tables() {
+        let live = format!("{}.{}", ident(LIVE_SCHEMA), ident(table));
+        let replayed = format!("{}.{}", ident(&target.schema), ident(table));
+        let count = |from: &str| format!("SELECT count(*) FROM {from}");
+        let only = |a: &str, b: &str| {
+            format!(
+                "SELECT row_to_json(x)::text FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x ORDER BY 1"
+            )
+        };
+        let live_rows: i64 = sqlx::query_scalar(&count(&live))
+            .fetch_one(&env.pool)
+            .await?;
+        let replayed_rows: i64 = sqlx::query_scalar(&count(&replayed))
+            .fetch_one(&env.pool)
+            .await?;
+        let only_live: Vec<String> = sqlx::query_scalar(&only(&live, &replayed))
+            .fetch_all(&env.pool)
+            .await?;
+        let only_replayed: Vec<String> = sqlx::query_scalar(&only(&replayed, &live))
+            .fetch_all(&env.pool)
+            .await?;
+        tables.push(TableComparison {
+            table: (*table).to_owned(),
+            live_rows: u64::try_from(live_rows).unwrap_or(0),
+            replayed_rows: u64::try_from(replayed_rows).unwrap_or(0),
+            only_live: only_live.len() as u64,
+            only_replayed: only_replayed.len() as u64,
+            examples_only_live: only_live.into_iter().take(examples).collect(),
+            examples_only_replayed: only_replayed.into_iter().take(examples).collect(),
+        });
+    }
+    Ok(ReplayComparison {
+        group: target.group.name().to_owned(),
+        sequence,
+        tables,
+    })
+}
+
 /// Rebuilds `group` from sequence 0 into a fresh schema and switches it in.
 pub async fn rebuild(
     config: ProjectorConfig,
@@ -87,7 +235,7 @@ async fn rebuild_in(env: Arc<Env>, group: Group) -> Result<RebuildReport, Projec
         Ok(report) => Ok(report),
         Err(error) => {
             warn!(%group, %error, "rebuild failed; the live tables are untouched");
-            let _ = abandon(&env, &target, number, &error.to_string()).await;
+            let _ = abandon(&env, &target, number, &format!("failed: {error}")).await;
             Err(error)
         }
     }
@@ -343,7 +491,13 @@ async fn drop_retired(env: &Env, retired: &str) -> bool {
     }
 }
 
-async fn abandon(env: &Env, target: &Target, number: i64, reason: &str) -> Result<(), sqlx::Error> {
+/// Drops a rebuild's schema and bookkeeping, recording `outcome`.
+async fn abandon(
+    env: &Env,
+    target: &Target,
+    number: i64,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
     let mut tx = env.pool.begin().await?;
     tx.execute(format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(&target.schema)).as_str())
         .await?;
@@ -363,7 +517,7 @@ async fn abandon(env: &Env, target: &Target, number: i64, reason: &str) -> Resul
         "UPDATE projection.rebuilds SET finished_at = now(), outcome = $2 WHERE rebuild_number = $1",
     )
     .bind(number)
-    .bind(format!("failed: {reason}"))
+    .bind(outcome)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
