@@ -223,9 +223,18 @@ impl<'v> Reader<'v> {
         position: u64,
         commit: &Commit,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut out = Vec::with_capacity(commit.events.len());
-        for stored in &commit.events {
-            let mut stored = stored.clone();
+        self.decode_events(position, commit.events.clone()).await
+    }
+
+    /// [`Reader::decode`] of the stored events of a commit read at `position`, consumed
+    /// (no copy of each event's data).
+    pub(crate) async fn decode_events(
+        &mut self,
+        position: u64,
+        events: Vec<StoredEvent>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for mut stored in events {
             self.open(&mut stored, position).await?;
             out.push(
                 EventEnvelope::from_stored(stored).map_err(|e| StoreError::Corrupt {

@@ -537,6 +537,16 @@ impl<'v> CommitReader<'v> {
     ) -> Result<Vec<EventEnvelope>, StoreError> {
         self.0.decode_commit(position, commit).await
     }
+
+    /// [`CommitReader::decode_commit`] consuming the commit's stored events (a reader that
+    /// needs only the decoded events saves copying each one).
+    pub async fn decode_events(
+        &mut self,
+        position: u64,
+        events: Vec<loan_contract::event::StoredEvent>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.0.decode_events(position, events).await
+    }
 }
 
 /// Rebuilds an aggregate from its history (sensitive fields decrypted with `vault`'s keys,

@@ -748,7 +748,7 @@ async fn decode_one(
     position: u64,
     payload: &[u8],
 ) -> Result<Item, ProjectionError> {
-    let commit = match parse_commit(payload, aggregate) {
+    let mut commit = match parse_commit(payload, aggregate) {
         Ok(commit) => commit,
         Err(reason) => {
             return Ok(Item::Poison {
@@ -757,7 +757,11 @@ async fn decode_one(
             });
         }
     };
-    match reader.decode_commit(position, &commit).await {
+    // The projector needs the commit's metadata and its decoded events, not the stored
+    // form: the stored events are consumed by decoding (no copy of each event).
+    let event_type = commit.events.first().map(|e| e.event_type.clone());
+    let stored = std::mem::take(&mut commit.events);
+    match reader.decode_events(position, stored).await {
         Ok(events) => Ok(Item::Apply {
             aggregate: commit.aggregate,
             commit,
@@ -768,7 +772,6 @@ async fn decode_one(
             message: "the key store is unavailable".into(),
         }),
         Err(error) => {
-            let event_type = commit.events.first().map(|e| e.event_type.clone());
             Ok(Item::Poison {
                 aggregate: Some(commit.aggregate),
                 poison: Poison {
