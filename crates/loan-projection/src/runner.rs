@@ -771,15 +771,13 @@ async fn decode_one(
             context,
             message: "the key store is unavailable".into(),
         }),
-        Err(error) => {
-            Ok(Item::Poison {
-                aggregate: Some(commit.aggregate),
-                poison: Poison {
-                    event_type,
-                    reason: error.to_string(),
-                },
-            })
-        }
+        Err(error) => Ok(Item::Poison {
+            aggregate: Some(commit.aggregate),
+            poison: Poison {
+                event_type,
+                reason: error.to_string(),
+            },
+        }),
     }
 }
 
