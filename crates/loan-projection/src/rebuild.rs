@@ -100,32 +100,7 @@ pub async fn replay_and_compare(
              let it catch up (loan projector lag) and run the comparison again"
         )));
     }
-    let number: i64 = sqlx::query_scalar("SELECT nextval('projection.rebuild_number')")
-        .fetch_one(&env.pool)
-        .await?;
-    let schema = format!("read_model_replay_{number}");
-    let target = Target {
-        group,
-        projection: format!("{}@replay_{number}", group.name()),
-        schema: schema.clone(),
-        consumer: format!("{}-replay-{number}", env.config.consumer_name(group)),
-    };
-    let mut tx = env.pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO projection.rebuilds (rebuild_number, projection, schema_name) VALUES ($1, $2, $3)",
-    )
-    .bind(number)
-    .bind(group.name())
-    .bind(&schema)
-    .execute(&mut *tx)
-    .await?;
-    clone_tables(&mut tx, &schema, group.tables()).await?;
-    sqlx::query("INSERT INTO projection.checkpoints (projection, schema_name) VALUES ($1, $2)")
-        .bind(&target.projection)
-        .bind(&schema)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let (number, target) = scratch_tables(&env, group, "replay").await?;
     let outcome = compare_replay(&env, &target, live_sequence, examples).await;
     let _ = env.stream.delete_consumer(&target.consumer).await;
     let recorded = match &outcome {
@@ -190,25 +165,23 @@ async fn compare_replay(
     })
 }
 
-/// Rebuilds `group` from sequence 0 into a fresh schema and switches it in.
-pub async fn rebuild(
-    config: ProjectorConfig,
+/// Creates empty copies of `group`'s tables in a fresh schema `read_model_<kind>_<n>`,
+/// with their own checkpoint and a row in `projection.rebuilds`: where a rebuild or a
+/// replay builds from sequence 0 while the live tables serve.
+async fn scratch_tables(
+    env: &Env,
     group: Group,
-) -> Result<RebuildReport, ProjectionError> {
-    let env = Env::connect(config).await?;
-    rebuild_in(env, group).await
-}
-
-async fn rebuild_in(env: Arc<Env>, group: Group) -> Result<RebuildReport, ProjectionError> {
+    kind: &str,
+) -> Result<(i64, Target), ProjectionError> {
     let number: i64 = sqlx::query_scalar("SELECT nextval('projection.rebuild_number')")
         .fetch_one(&env.pool)
         .await?;
-    let schema = format!("read_model_rebuild_{number}");
+    let schema = format!("read_model_{kind}_{number}");
     let target = Target {
         group,
-        projection: format!("{}@rebuild_{number}", group.name()),
+        projection: format!("{}@{kind}_{number}", group.name()),
         schema: schema.clone(),
-        consumer: format!("{}-rebuild-{number}", env.config.consumer_name(group)),
+        consumer: format!("{}-{kind}-{number}", env.config.consumer_name(group)),
     };
     let mut tx = env.pool.begin().await?;
     sqlx::query(
@@ -226,6 +199,21 @@ async fn rebuild_in(env: Arc<Env>, group: Group) -> Result<RebuildReport, Projec
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    Ok((number, target))
+}
+
+/// Rebuilds `group` from sequence 0 into a fresh schema and switches it in.
+pub async fn rebuild(
+    config: ProjectorConfig,
+    group: Group,
+) -> Result<RebuildReport, ProjectionError> {
+    let env = Env::connect(config).await?;
+    rebuild_in(env, group).await
+}
+
+async fn rebuild_in(env: Arc<Env>, group: Group) -> Result<RebuildReport, ProjectionError> {
+    let (number, target) = scratch_tables(&env, group, "rebuild").await?;
+    let schema = target.schema.clone();
     info!(%group, schema, "rebuild started");
 
     let outcome = build_and_switch(&env, &target, number).await;
