@@ -17,6 +17,7 @@
 //!   readiness probes and serves Prometheus metrics; readiness turns 503 as soon as the
 //!   drain starts, and the listener stops when `run` returns.
 
+pub mod http;
 mod observed_store;
 pub mod operations;
 
