@@ -126,6 +126,24 @@ impl MasterKey {
         MasterKey::parse(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
+    /// Generates a fresh key and writes it, as 64 hex characters, to a NEW file at `path`
+    /// (never overwriting one; owner-only permissions on Unix): the embedded mode's and
+    /// the demo's key, readable later with [`MasterKey::read_file`].
+    pub fn create_file(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        let key = MasterKey::generate();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
+        let text = Zeroizing::new(hex::encode(&key.0[..]));
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        Ok(key)
+    }
+
     /// Short public fingerprint, recorded with every wrapped data key so that a wrong
     /// master key is reported as such instead of as corrupt data.
     pub fn fingerprint(&self) -> String {
@@ -488,6 +506,27 @@ mod tests {
     use {async_nats as _, futures as _, loan_testkit as _};
 
     use super::*;
+
+    #[test]
+    fn a_created_key_file_reads_back_and_is_never_overwritten() {
+        let path = std::env::temp_dir().join(format!("loan-master-{}.key", Uuid::now_v7()));
+        let key = MasterKey::create_file(&path).expect("a new key file");
+        let read = MasterKey::read_file(&path).expect("reads back");
+        assert_eq!(read.fingerprint(), key.fingerprint());
+        let again = MasterKey::create_file(&path).expect_err("an existing file is kept");
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            MasterKey::read_file(&path).unwrap().fingerprint(),
+            key.fingerprint()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 
     fn event() -> Uuid {
         Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)
