@@ -20,10 +20,12 @@
 pub mod analyst_access;
 mod error;
 pub mod http;
+pub mod read_models;
 pub mod reports;
 
 pub use error::QueryError;
 pub use http::{router, serve};
+pub use read_models::{ReadModels, ReadModelsRef};
 
 /// Decimal places of every ratio (PAR, overdue rate, conversion, roll rate, vintage
 /// share), rounded half-up (`ROUND(numeric, 4)` in PostgreSQL rounds half away from zero,
