@@ -26,6 +26,40 @@ use utoipa::ToSchema;
 
 use crate::QueryError;
 
+/// The SQL spelling of the two read-model databases, for the statements both run (the
+/// PostgreSQL text stays exactly as written for PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// A read-model table: `read_model.<name>` in PostgreSQL, `<name>` in SQLite.
+    pub(crate) fn table(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("read_model.{name}"),
+            Dialect::Sqlite => name.to_string(),
+        }
+    }
+
+    /// `<expression>::text` in PostgreSQL; the expression itself in SQLite (TEXT already).
+    pub(crate) fn text(self, expression: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{expression}::text"),
+            Dialect::Sqlite => expression.to_string(),
+        }
+    }
+
+    /// Bind placeholder `n` (1-based): `$n` in PostgreSQL, `?n` in SQLite.
+    pub(crate) fn param(self, n: u32) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+}
+
 /// Rows per page when the caller does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Most rows one page may hold; a larger `limit` is refused, not silently cut.
