@@ -54,7 +54,9 @@ impl ReadModels {
             }
             Some("sqlite") => {
                 let options = SqliteConnectOptions::from_str(url)?.create_if_missing(false);
-                Ok(ReadModels::Sqlite(Self::sqlite_pool(options, max_connections).await?))
+                Ok(ReadModels::Sqlite(
+                    Self::sqlite_pool(options, max_connections).await?,
+                ))
             }
             _ => Err(QueryError::invalid(
                 "database_url",

@@ -18,10 +18,10 @@ use axum::routing::get;
 use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
-use crate::{QueryError, ReadModels};
 use crate::reports::{
     Page, customer_360, delinquency, pipeline, roll_rate, segmentation, snapshots, vintage,
 };
+use crate::{QueryError, ReadModels};
 use params::{ReportQuery, parse_date};
 use problem::Problem;
 
@@ -199,7 +199,11 @@ async fn unknown_route() -> Problem {
             content((customer_360::Customer360 = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json")))]
-async fn customer(State(read_models): Models, Path(id): Path<String>, query: ReportQuery) -> Response {
+async fn customer(
+    State(read_models): Models,
+    Path(id): Path<String>,
+    query: ReportQuery,
+) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
@@ -245,7 +249,10 @@ async fn customer_segments(State(read_models): Models, query: ReportQuery) -> Re
         query.check(&[])?;
         let format = query.format()?;
         let page = query.page()?;
-        Ok((format, segmentation::customer_segments(&read_models, page).await?))
+        Ok((
+            format,
+            segmentation::customer_segments(&read_models, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -358,7 +365,10 @@ async fn roll_rates(State(read_models): Models, query: ReportQuery) -> Response 
         let page = query.page()?;
         let from = query.required_date("from")?;
         let to = query.required_date("to")?;
-        Ok((format, roll_rate::roll_rates(&read_models, from, to, page).await?))
+        Ok((
+            format,
+            roll_rate::roll_rates(&read_models, from, to, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -386,7 +396,11 @@ async fn vintages(State(read_models): Models, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<snapshots::SnapshotRow> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn snapshot(State(read_models): Models, Path(date): Path<String>, query: ReportQuery) -> Response {
+async fn snapshot(
+    State(read_models): Models,
+    Path(date): Path<String>,
+    query: ReportQuery,
+) -> Response {
     let request = async {
         query.check(&[])?;
         let format = query.format()?;
@@ -434,7 +448,10 @@ async fn funnel(State(read_models): Models, query: ReportQuery) -> Response {
             .unwrap_or_default();
         let from = query.date("from")?;
         let to = query.date("to")?;
-        Ok((format, pipeline::funnel(&read_models, by, from, to, page).await?))
+        Ok((
+            format,
+            pipeline::funnel(&read_models, by, from, to, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }

@@ -340,7 +340,9 @@ impl Book {
         };
         let outstanding_principal = principal
             .checked_sub(paid_principal.unwrap_or_default().value())
-            .ok_or(QueryError::Overflow { what: "an outstanding principal" })?;
+            .ok_or(QueryError::Overflow {
+                what: "an outstanding principal",
+            })?;
         if outstanding_principal <= Decimal::ZERO {
             return Ok(None);
         }
@@ -367,13 +369,18 @@ impl Book {
                 .principal_due
                 .checked_add(installment.interest_due)
                 .and_then(|due| due.checked_sub(paid))
-                .ok_or(QueryError::Overflow { what: "an overdue amount" })?;
+                .ok_or(QueryError::Overflow {
+                    what: "an overdue amount",
+                })?;
             overdue.get_or_insert_with(Total::default).add(owed)?;
         }
         // COALESCE(D - oldest_unsettled_due, 0)::int4
         let days_past_due = match oldest_unsettled_due {
-            Some(oldest) => i32::try_from((date - oldest).num_days())
-                .map_err(|_| QueryError::Overflow { what: "days past due" })?,
+            Some(oldest) => {
+                i32::try_from((date - oldest).num_days()).map_err(|_| QueryError::Overflow {
+                    what: "days past due",
+                })?
+            }
             None => 0,
         };
         Ok(Some(Position {
@@ -401,11 +408,23 @@ mod tests {
     fn the_rust_buckets_are_the_sql_case_and_the_domain_bounds() {
         for days in 0..=400_u32 {
             let signed = i32::try_from(days).unwrap();
-            assert_eq!(bucket_for(signed), AgingBucket::for_days_past_due(days), "{days}");
+            assert_eq!(
+                bucket_for(signed),
+                AgingBucket::for_days_past_due(days),
+                "{days}"
+            );
         }
         let case = bucket_case("d");
-        for (bound, bucket) in [(0, "current"), (30, "dpd_1_to_30"), (60, "dpd_31_to_60"), (90, "dpd_61_to_90")] {
-            assert!(case.contains(&format!("WHEN d <= {bound} THEN '{bucket}'")), "{case}");
+        for (bound, bucket) in [
+            (0, "current"),
+            (30, "dpd_1_to_30"),
+            (60, "dpd_31_to_60"),
+            (90, "dpd_61_to_90"),
+        ] {
+            assert!(
+                case.contains(&format!("WHEN d <= {bound} THEN '{bucket}'")),
+                "{case}"
+            );
             assert_eq!(bucket_for(bound).as_str(), bucket);
             assert_ne!(bucket_for(bound + 1).as_str(), bucket);
         }

@@ -302,7 +302,10 @@ async fn customer_360_sqlite(
     tx.commit().await?;
 
     for position in book.positions(as_of)? {
-        if let Some(loan) = loans.iter_mut().find(|loan| loan.loan_id == position.loan_id) {
+        if let Some(loan) = loans
+            .iter_mut()
+            .find(|loan| loan.loan_id == position.loan_id)
+        {
             loan.days_past_due = Some(position.days_past_due);
             loan.aging_bucket = Some(position.aging_bucket.as_str().to_string());
             loan.overdue_amount = Some(position.overdue_amount);
@@ -369,14 +372,14 @@ async fn customer_360_postgres(
     .await?;
 
     let timeline = sqlx::query_as(&statements.timeline)
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
 
     let decisions = sqlx::query_as(&statements.decisions)
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
 
     Ok(Customer360 {

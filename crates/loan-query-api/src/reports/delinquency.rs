@@ -318,23 +318,30 @@ pub async fn portfolio_buckets<'a>(
                 let group = groups
                     .entry(GroupKey(by.group_of(position, customer)))
                     .or_default();
-                let tally = group
-                    .get_mut(bucket_rank(position.aging_bucket))
-                    .ok_or(QueryError::Overflow { what: "an aging bucket" })?;
+                let tally = group.get_mut(bucket_rank(position.aging_bucket)).ok_or(
+                    QueryError::Overflow {
+                        what: "an aging bucket",
+                    },
+                )?;
                 tally.loans += 1;
-                tally.outstanding_principal.add(position.outstanding_principal)?;
+                tally
+                    .outstanding_principal
+                    .add(position.outstanding_principal)?;
                 tally.overdue_amount.add(position.overdue_amount)?;
             }
             let rows = groups
                 .into_iter()
                 .flat_map(|(GroupKey(group_key), tallies)| {
-                    BUCKETS.iter().zip(tallies).map(move |(bucket, tally)| BucketFigures {
-                        group_key: group_key.clone(),
-                        aging_bucket: bucket.as_str().to_string(),
-                        loans: tally.loans,
-                        outstanding_principal: money(tally.outstanding_principal.value()),
-                        overdue_amount: money(tally.overdue_amount.value()),
-                    })
+                    BUCKETS
+                        .iter()
+                        .zip(tallies)
+                        .map(move |(bucket, tally)| BucketFigures {
+                            group_key: group_key.clone(),
+                            aging_bucket: bucket.as_str().to_string(),
+                            loans: tally.loans,
+                            outstanding_principal: money(tally.outstanding_principal.value()),
+                            overdue_amount: money(tally.overdue_amount.value()),
+                        })
                 })
                 .collect();
             Ok(page.slice(rows))
@@ -398,7 +405,9 @@ pub async fn portfolio_at_risk<'a>(
                     .entry(GroupKey(by.group_of(position, customer)))
                     .or_default();
                 tally.loans += 1;
-                tally.outstanding_principal.add(position.outstanding_principal)?;
+                tally
+                    .outstanding_principal
+                    .add(position.outstanding_principal)?;
                 for (days, at_risk) in PAR_DAYS.iter().zip(&mut tally.at_risk) {
                     if position.days_past_due > *days {
                         at_risk.add(position.outstanding_principal)?;
@@ -410,8 +419,9 @@ pub async fn portfolio_at_risk<'a>(
                 let outstanding = tally.outstanding_principal.value();
                 let [at_risk_1, at_risk_30, at_risk_90] = tally.at_risk.map(Total::value);
                 let par = |at_risk: Decimal| {
-                    ratio(at_risk, outstanding)?
-                        .ok_or(QueryError::Overflow { what: "PAR over no outstanding principal" })
+                    ratio(at_risk, outstanding)?.ok_or(QueryError::Overflow {
+                        what: "PAR over no outstanding principal",
+                    })
                 };
                 rows.push(ParFigures {
                     group_key,

@@ -23,7 +23,8 @@ pub const MONEY_SCALE: u32 = 2;
 
 /// `amount::numeric(20,2)`: half away from zero to two places, written with two places.
 pub fn money(amount: Decimal) -> Decimal {
-    let mut amount = amount.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero);
+    let mut amount =
+        amount.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::MidpointAwayFromZero);
     amount.rescale(MONEY_SCALE);
     amount
 }
@@ -160,7 +161,10 @@ mod tests {
 
     #[test]
     fn ratios_round_half_away_from_zero_to_four_places() {
-        assert_eq!(ratio(d("4500.00"), d("4900.00")).unwrap(), Some(d("0.9184")));
+        assert_eq!(
+            ratio(d("4500.00"), d("4900.00")).unwrap(),
+            Some(d("0.9184"))
+        );
         assert_eq!(ratio(d("1"), d("8")).unwrap(), Some(d("0.1250")));
         // 0.00005 exactly: half away from zero.
         assert_eq!(ratio(d("1"), d("20000")).unwrap(), Some(d("0.0001")));
@@ -196,11 +200,21 @@ mod tests {
 
     #[test]
     fn absent_keys_sort_last() {
-        let mut keys = vec![None, Some("b".to_string()), Some("B".to_string()), Some("a".to_string())];
+        let mut keys = vec![
+            None,
+            Some("b".to_string()),
+            Some("B".to_string()),
+            Some("a".to_string()),
+        ];
         keys.sort_by(nulls_last);
         assert_eq!(
             keys,
-            vec![Some("B".to_string()), Some("a".to_string()), Some("b".to_string()), None]
+            vec![
+                Some("B".to_string()),
+                Some("a".to_string()),
+                Some("b".to_string()),
+                None
+            ]
         );
     }
 }

@@ -105,9 +105,12 @@ async fn roll_rates_sqlite(
         let cell = cells
             .get_mut(bucket_rank(start.aging_bucket))
             .and_then(|row| row.get_mut(to_state))
-            .ok_or(QueryError::Overflow { what: "a roll-rate cell" })?;
+            .ok_or(QueryError::Overflow {
+                what: "a roll-rate cell",
+            })?;
         cell.loans += 1;
-        cell.outstanding_principal_at_from.add(start.outstanding_principal)?;
+        cell.outstanding_principal_at_from
+            .add(start.outstanding_principal)?;
     }
     let mut rows = Vec::with_capacity(BUCKETS.len() * TO_STATES);
     for (from_bucket, row) in BUCKETS.iter().zip(cells) {

@@ -210,14 +210,16 @@ async fn segment_figures_sqlite(
 ) -> Result<Page<SegmentFigures>, QueryError> {
     let mut tx = pool.begin().await?;
     let book = Book::load(&mut tx, as_of, None).await?;
-    let memberships: Vec<CustomerSegment> =
-        sqlx::query_as(&customer_segments_sql(Dialect::Sqlite))
-            .fetch_all(&mut *tx)
-            .await?;
+    let memberships: Vec<CustomerSegment> = sqlx::query_as(&customer_segments_sql(Dialect::Sqlite))
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     let mut positions: HashMap<Uuid, Vec<Position>> = HashMap::new();
     for position in book.positions(as_of)? {
-        positions.entry(position.customer_id).or_default().push(position);
+        positions
+            .entry(position.customer_id)
+            .or_default()
+            .push(position);
     }
     #[derive(Default)]
     struct Tally {
@@ -236,9 +238,12 @@ async fn segment_figures_sqlite(
         tally.customers.insert(membership.customer_id);
         let by_purpose = membership.dimension == SegmentDimension::LoanPurpose.as_str();
         let loans = positions.get(&membership.customer_id).into_iter().flatten();
-        for position in loans.filter(|position| !by_purpose || position.purpose == membership.value) {
+        for position in loans.filter(|position| !by_purpose || position.purpose == membership.value)
+        {
             tally.active_loans += 1;
-            tally.outstanding_balance.add(position.outstanding_principal)?;
+            tally
+                .outstanding_balance
+                .add(position.outstanding_principal)?;
             if position.days_past_due > 0 {
                 tally.overdue_loans += 1;
             }

@@ -61,7 +61,9 @@ impl FromText for Value {
 
 /// `jsonb`'s order of object keys: shorter first, then by bytes.
 fn jsonb_key_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 /// Rebuilds `value` with every object's members in PostgreSQL `jsonb` order.
@@ -237,7 +239,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-
     #[test]
     fn decimals_are_parsed_exactly_or_refused() {
         assert_eq!(
@@ -258,8 +259,11 @@ mod tests {
         let mut keys = vec!["rule", "a", "detail", "b", "ab"];
         keys.sort_by(|a, b| jsonb_key_order(a, b));
         assert_eq!(keys, vec!["a", "b", "ab", "rule", "detail"]);
-        let value = Value::from_text(r#"{"rule": {"zz": 1, "b": 2}, "a": [{"yy": 0, "x": 1}]}"#)
-            .unwrap();
-        assert_eq!(value, json!({"a": [{"x": 1, "yy": 0}], "rule": {"b": 2, "zz": 1}}));
+        let value =
+            Value::from_text(r#"{"rule": {"zz": 1, "b": 2}, "a": [{"yy": 0, "x": 1}]}"#).unwrap();
+        assert_eq!(
+            value,
+            json!({"a": [{"x": 1, "yy": 0}], "rule": {"b": 2, "zz": 1}})
+        );
     }
 }

@@ -78,7 +78,9 @@ fn crossing(
         let day = installment
             .due_date
             .checked_add_days(Days::new(threshold + 1))
-            .ok_or(QueryError::Overflow { what: "a crossing date" })?;
+            .ok_or(QueryError::Overflow {
+                what: "a crossing date",
+            })?;
         let unsettled = installment.settled_on.is_none_or(|on| on > day);
         let before_write_off = loan.written_off_on.is_none_or(|on| day < on);
         if unsettled && day <= as_of && before_write_off {
@@ -102,9 +104,9 @@ async fn vintages_sqlite(
         let Some(disbursed_on) = loan.disbursed_on.filter(|on| *on <= as_of) else {
             continue;
         };
-        let cohort = disbursed_on
-            .with_day(1)
-            .ok_or(QueryError::Overflow { what: "a cohort month" })?;
+        let cohort = disbursed_on.with_day(1).ok_or(QueryError::Overflow {
+            what: "a cohort month",
+        })?;
         let mut crossed = [None; 3];
         for (threshold, months) in THRESHOLDS.iter().zip(&mut crossed) {
             *months = crossing(&book, loan, *threshold, as_of)?
@@ -126,13 +128,17 @@ async fn vintages_sqlite(
                 }
             }
             let share = |ever: i64| {
-                count_ratio(ever, count)?
-                    .ok_or(QueryError::Overflow { what: "a share of an empty cohort" })
+                count_ratio(ever, count)?.ok_or(QueryError::Overflow {
+                    what: "a share of an empty cohort",
+                })
             };
             rows.push(VintageCell {
                 cohort_month: cohort,
-                months_on_book: i32::try_from(months_on_book)
-                    .map_err(|_| QueryError::Overflow { what: "months on book" })?,
+                months_on_book: i32::try_from(months_on_book).map_err(|_| {
+                    QueryError::Overflow {
+                        what: "months on book",
+                    }
+                })?,
                 loans: count,
                 ever_30_plus: ever[0],
                 ever_60_plus: ever[1],
