@@ -327,6 +327,10 @@ impl PortfolioRows {
         );
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per column of the row"
+    )]
     fn timeline(
         &mut self,
         loan: Uuid,
