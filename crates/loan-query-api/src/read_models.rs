@@ -78,6 +78,16 @@ impl ReadModels {
         options: SqliteConnectOptions,
         max_connections: u32,
     ) -> Result<SqlitePool, QueryError> {
+        let file = options.get_filename();
+        if file != std::path::Path::new(":memory:") && !file.exists() {
+            return Err(QueryError::invalid(
+                "database_url",
+                format!(
+                    "no SQLite read-model file at {} (the projector creates it)",
+                    file.display()
+                ),
+            ));
+        }
         Ok(SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
