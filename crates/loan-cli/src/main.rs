@@ -29,6 +29,10 @@ struct Cli {
 
 /// The subcommands of `loan`.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the variants name the subcommands (`loan command-service`)"
+)]
 enum Command {
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),

@@ -1,13 +1,14 @@
 //! `loan query-api`: the analysts' side of the read models.
 //!
 //! `serve` runs the HTTP query API (JSON and CSV reports, OpenAPI at `/openapi.json`)
-//! until SIGTERM; `grant-analyst` (re)creates schema `analyst` — views over the read
-//! models — and the read-only group role analysts log in through; `snapshot` records one
-//! day's delinquency figures. Guide: docs/query-api.md.
+//! until SIGTERM, over PostgreSQL or over the embedded mode's SQLite read models (the URL
+//! scheme decides); `grant-analyst` (re)creates schema `analyst` — views over the read
+//! models — and the read-only group role analysts log in through (PostgreSQL only);
+//! `snapshot` records one day's delinquency figures. Guide: docs/query-api.md.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use sqlx::PgPool;
+use loan_query_api::ReadModels;
 
 use crate::command_service::{LogFormat, install_logging, shutdown_signal};
 
@@ -20,10 +21,12 @@ pub(crate) struct QueryApiArgs {
 
 #[derive(Debug, Subcommand)]
 enum QueryApiAction {
-    /// Serve the query API until SIGTERM or Ctrl-C (in-flight requests finish first).
+    /// Serve the query API until SIGTERM or Ctrl-C (in-flight requests finish first), over
+    /// PostgreSQL or the embedded SQLite read models (`--database-url sqlite://file.db`).
     Serve(ServeArgs),
     /// Create (or refresh) schema `analyst` and the NOLOGIN role analysts are granted:
-    /// SELECT on the masked views only, nothing on the read-model or projector tables.
+    /// SELECT on the masked views only, nothing on the read-model or projector tables
+    /// (PostgreSQL only).
     GrantAnalyst(GrantArgs),
     /// Record the delinquency snapshot of a date (idempotent: replaces that date's rows).
     Snapshot(SnapshotArgs),
@@ -31,7 +34,10 @@ enum QueryApiAction {
 
 #[derive(Debug, Args)]
 struct Database {
-    /// PostgreSQL URL of the read-model database.
+    /// The read-model database: `postgres://user@host/db` (schema read_model), or the
+    /// embedded mode's SQLite file as `sqlite://path/to/read-models.db` (relative) or
+    /// `sqlite:///absolute/path.db` — the file must exist (the projector creates it).
+    /// Both give the same reports.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
 }
@@ -66,10 +72,8 @@ struct SnapshotArgs {
     date: chrono::NaiveDate,
 }
 
-async fn connect(database: &Database) -> anyhow::Result<PgPool> {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&database.database_url)
+async fn connect(database: &Database) -> anyhow::Result<ReadModels> {
+    ReadModels::connect(&database.database_url, 8)
         .await
         .context("connecting to --database-url")
 }
@@ -80,17 +84,26 @@ pub(crate) fn run(args: &QueryApiArgs) -> anyhow::Result<()> {
         match &args.action {
             QueryApiAction::Serve(serve) => {
                 install_logging(serve.log_format);
-                let pool = connect(&serve.database).await?;
+                let read_models = connect(&serve.database).await?;
                 let listener = tokio::net::TcpListener::bind(serve.listen)
                     .await
                     .with_context(|| format!("listening on {}", serve.listen))?;
-                tracing::info!(listen = %serve.listen, "query API serving");
-                loan_query_api::serve(listener, pool, shutdown_signal())
+                tracing::info!(
+                    listen = %serve.listen,
+                    read_models = read_models.database_kind(),
+                    "query API serving"
+                );
+                loan_query_api::serve(listener, read_models, shutdown_signal())
                     .await
                     .context("the query API failed")
             }
             QueryApiAction::GrantAnalyst(grant) => {
-                let pool = connect(&grant.database).await?;
+                let ReadModels::Postgres(pool) = connect(&grant.database).await? else {
+                    anyhow::bail!(
+                        "grant-analyst creates PostgreSQL roles and views; --database-url must be \
+                         a postgres:// URL"
+                    );
+                };
                 loan_query_api::analyst_access::grant(&pool, &grant.role)
                     .await
                     .with_context(|| format!("granting {}", grant.role))?;
@@ -101,9 +114,9 @@ pub(crate) fn run(args: &QueryApiArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             QueryApiAction::Snapshot(snapshot) => {
-                let pool = connect(&snapshot.database).await?;
+                let read_models = connect(&snapshot.database).await?;
                 let rows =
-                    loan_query_api::reports::snapshots::write_snapshot(&pool, snapshot.date)
+                    loan_query_api::reports::snapshots::write_snapshot(&read_models, snapshot.date)
                         .await
                         .with_context(|| format!("snapshot of {}", snapshot.date))?;
                 println!("{rows} loan(s) recorded in the snapshot of {}", snapshot.date);

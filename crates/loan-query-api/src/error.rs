@@ -12,9 +12,15 @@ pub enum QueryError {
     /// The thing asked for does not exist in the read model.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
-    /// PostgreSQL failed or is unreachable.
+    /// The read-model database (PostgreSQL or the embedded SQLite file) failed, is
+    /// unreachable, or holds a value that does not decode (e.g. a money text that is not
+    /// an exact decimal).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A figure left the range of exact decimals (or of a day count) while the embedded
+    /// reports computed it — where PostgreSQL would report a numeric overflow.
+    #[error("{what} overflowed")]
+    Overflow { what: &'static str },
 }
 
 impl QueryError {

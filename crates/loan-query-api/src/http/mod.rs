@@ -1,7 +1,8 @@
 //! The reports over HTTP (axum 0.8): one `GET` route per report, JSON by default, CSV with
 //! `?format=csv` or `Accept: text/csv`, `limit`/`offset` pagination, and RFC 9457 problem
-//! details for every error. [`router`] builds the routes over a pool; [`serve`] runs them
-//! on a listener until shutdown. The routes and parameters are listed in
+//! details for every error. [`router`] builds the routes over the read models (PostgreSQL
+//! or the embedded SQLite file: the same answers from either); [`serve`] runs them on a
+//! listener until shutdown. The routes and parameters are listed in
 //! `docs/query-api.md` and in the OpenAPI document served at `/openapi.json`.
 
 mod params;
@@ -14,19 +15,19 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sqlx::PgPool;
 use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
-use crate::QueryError;
 use crate::reports::{
     Page, customer_360, delinquency, pipeline, roll_rate, segmentation, snapshots, vintage,
 };
+use crate::{QueryError, ReadModels};
 use params::{ReportQuery, parse_date};
 use problem::Problem;
 
-/// The routes of the query API over `pool` (a pool of the read-model database).
-pub fn router(pool: PgPool) -> Router {
+/// The routes of the query API over `read_models` (a `PgPool`, a `SqlitePool` or a
+/// [`ReadModels`]).
+pub fn router(read_models: impl Into<ReadModels>) -> Router {
     Router::new()
         .route("/health/live", get(live))
         .route("/openapi.json", get(openapi_json))
@@ -46,17 +47,17 @@ pub fn router(pool: PgPool) -> Router {
         .route("/collection-queue", get(collection_queue))
         .route("/pipeline", get(funnel))
         .fallback(unknown_route)
-        .with_state(pool)
+        .with_state(read_models.into())
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then finishes the
 /// requests in flight and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    pool: PgPool,
+    read_models: impl Into<ReadModels>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pool))
+    axum::serve(listener, router(read_models))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -94,7 +95,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 )]
 struct ApiDoc;
 
-type Pool = State<PgPool>;
+type Models = State<ReadModels>;
 
 fn respond<T>(result: Result<T, QueryError>, ok: impl FnOnce(T) -> Response) -> Response {
     match result {
@@ -198,7 +199,11 @@ async fn unknown_route() -> Problem {
             content((customer_360::Customer360 = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json")))]
-async fn customer(State(pool): Pool, Path(id): Path<String>, query: ReportQuery) -> Response {
+async fn customer(
+    State(read_models): Models,
+    Path(id): Path<String>,
+    query: ReportQuery,
+) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
@@ -206,7 +211,7 @@ async fn customer(State(pool): Pool, Path(id): Path<String>, query: ReportQuery)
             QueryError::invalid("customer_id", format!("must be a UUID, got `{id}`"))
         })?;
         let as_of = query.date_or_today("as_of")?;
-        let report = customer_360::customer_360(&pool, id, as_of).await?;
+        let report = customer_360::customer_360(&read_models, id, as_of).await?;
         Ok((format, report))
     };
     respond(request.await, |(format, report)| {
@@ -220,7 +225,7 @@ async fn customer(State(pool): Pool, Path(id): Path<String>, query: ReportQuery)
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<segmentation::SegmentFigures> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn segments(State(pool): Pool, query: ReportQuery) -> Response {
+async fn segments(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
@@ -228,7 +233,7 @@ async fn segments(State(pool): Pool, query: ReportQuery) -> Response {
         let as_of = query.date_or_today("as_of")?;
         Ok((
             format,
-            segmentation::segment_figures(&pool, as_of, page).await?,
+            segmentation::segment_figures(&read_models, as_of, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -239,12 +244,15 @@ async fn segments(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<segmentation::CustomerSegment> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn customer_segments(State(pool): Pool, query: ReportQuery) -> Response {
+async fn customer_segments(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&[])?;
         let format = query.format()?;
         let page = query.page()?;
-        Ok((format, segmentation::customer_segments(&pool, page).await?))
+        Ok((
+            format,
+            segmentation::customer_segments(&read_models, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -259,7 +267,7 @@ async fn customer_segments(State(pool): Pool, query: ReportQuery) -> Response {
             content((Page<segmentation::SegmentMember> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
-    State(pool): Pool,
+    State(read_models): Models,
     Path((dimension, value)): Path<(String, String)>,
     query: ReportQuery,
 ) -> Response {
@@ -270,7 +278,7 @@ async fn segment_members(
         let dimension = segmentation::SegmentDimension::parse(&dimension, "dimension")?;
         Ok((
             format,
-            segmentation::segment_members(&pool, dimension, &value, page).await?,
+            segmentation::segment_members(&read_models, dimension, &value, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -282,7 +290,7 @@ async fn segment_members(
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<delinquency::LoanDelinquency> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn delinquent_loans(State(pool): Pool, query: ReportQuery) -> Response {
+async fn delinquent_loans(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
@@ -290,7 +298,7 @@ async fn delinquent_loans(State(pool): Pool, query: ReportQuery) -> Response {
         let as_of = query.date_or_today("as_of")?;
         Ok((
             format,
-            delinquency::loan_delinquency(&pool, as_of, page).await?,
+            delinquency::loan_delinquency(&read_models, as_of, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -310,7 +318,7 @@ fn breakdown(query: &ReportQuery) -> Result<delinquency::Breakdown, QueryError> 
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<delinquency::BucketFigures> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn buckets(State(pool): Pool, query: ReportQuery) -> Response {
+async fn buckets(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of", "by"])?;
         let format = query.format()?;
@@ -319,7 +327,7 @@ async fn buckets(State(pool): Pool, query: ReportQuery) -> Response {
         let by = breakdown(&query)?;
         Ok((
             format,
-            delinquency::portfolio_buckets(&pool, as_of, by, page).await?,
+            delinquency::portfolio_buckets(&read_models, as_of, by, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -330,7 +338,7 @@ async fn buckets(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<delinquency::ParFigures> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn par(State(pool): Pool, query: ReportQuery) -> Response {
+async fn par(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of", "by"])?;
         let format = query.format()?;
@@ -339,7 +347,7 @@ async fn par(State(pool): Pool, query: ReportQuery) -> Response {
         let by = breakdown(&query)?;
         Ok((
             format,
-            delinquency::portfolio_at_risk(&pool, as_of, by, page).await?,
+            delinquency::portfolio_at_risk(&read_models, as_of, by, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -350,14 +358,17 @@ async fn par(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<roll_rate::RollRateCell> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn roll_rates(State(pool): Pool, query: ReportQuery) -> Response {
+async fn roll_rates(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["from", "to"])?;
         let format = query.format()?;
         let page = query.page()?;
         let from = query.required_date("from")?;
         let to = query.required_date("to")?;
-        Ok((format, roll_rate::roll_rates(&pool, from, to, page).await?))
+        Ok((
+            format,
+            roll_rate::roll_rates(&read_models, from, to, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -368,13 +379,13 @@ async fn roll_rates(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<vintage::VintageCell> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn vintages(State(pool): Pool, query: ReportQuery) -> Response {
+async fn vintages(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
         let page = query.page()?;
         let as_of = query.date_or_today("as_of")?;
-        Ok((format, vintage::vintages(&pool, as_of, page).await?))
+        Ok((format, vintage::vintages(&read_models, as_of, page).await?))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -385,13 +396,17 @@ async fn vintages(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<snapshots::SnapshotRow> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn snapshot(State(pool): Pool, Path(date): Path<String>, query: ReportQuery) -> Response {
+async fn snapshot(
+    State(read_models): Models,
+    Path(date): Path<String>,
+    query: ReportQuery,
+) -> Response {
     let request = async {
         query.check(&[])?;
         let format = query.format()?;
         let page = query.page()?;
         let date = parse_date("date", &date)?;
-        Ok((format, snapshots::snapshot(&pool, date, page).await?))
+        Ok((format, snapshots::snapshot(&read_models, date, page).await?))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }
@@ -402,7 +417,7 @@ async fn snapshot(State(pool): Pool, Path(date): Path<String>, query: ReportQuer
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<delinquency::CollectionItem> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn collection_queue(State(pool): Pool, query: ReportQuery) -> Response {
+async fn collection_queue(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["as_of"])?;
         let format = query.format()?;
@@ -410,7 +425,7 @@ async fn collection_queue(State(pool): Pool, query: ReportQuery) -> Response {
         let as_of = query.date_or_today("as_of")?;
         Ok((
             format,
-            delinquency::collection_queue(&pool, as_of, page).await?,
+            delinquency::collection_queue(&read_models, as_of, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
@@ -421,7 +436,7 @@ async fn collection_queue(State(pool): Pool, query: ReportQuery) -> Response {
     responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
             content((Page<pipeline::FunnelFigures> = "application/json"), (String = "text/csv"))),
               (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
-async fn funnel(State(pool): Pool, query: ReportQuery) -> Response {
+async fn funnel(State(read_models): Models, query: ReportQuery) -> Response {
     let request = async {
         query.check(&["by", "from", "to"])?;
         let format = query.format()?;
@@ -433,7 +448,10 @@ async fn funnel(State(pool): Pool, query: ReportQuery) -> Response {
             .unwrap_or_default();
         let from = query.date("from")?;
         let to = query.date("to")?;
-        Ok((format, pipeline::funnel(&pool, by, from, to, page).await?))
+        Ok((
+            format,
+            pipeline::funnel(&read_models, by, from, to, page).await?,
+        ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))
 }

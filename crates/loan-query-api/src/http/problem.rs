@@ -78,6 +78,10 @@ impl From<QueryError> for Problem {
                 tracing::error!(error = %cause, "report failed");
                 Problem::internal()
             }
+            QueryError::Overflow { what } => {
+                tracing::error!(what, "report failed: overflow");
+                Problem::internal()
+            }
         }
     }
 }

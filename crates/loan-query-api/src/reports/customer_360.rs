@@ -4,23 +4,28 @@
 //! timeline and the reasons of every decision.
 //!
 //! The parts are read by a few statements inside one read-only `REPEATABLE READ`
-//! transaction, so they describe the same instant even while projectors write.
+//! transaction (in SQLite: one read transaction), so they describe the same instant even
+//! while projectors write. The statements are the same on both databases ([`Dialect`])
+//! except the loans': over SQLite their delinquency as of the report date comes from
+//! [`Book::positions`] of the customer's loans.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, SqlitePool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::as_of::loans_as_of_scoped;
+use super::Dialect;
+use super::as_of::{Book, loans_as_of_scoped};
 use super::segmentation::{CustomerSegment, customer_segments_sql};
-use crate::QueryError;
+use crate::{QueryError, ReadModelsRef};
 
 /// The customer's profile as projected. `phone_masked`, `national_id_masked` and
 /// `bank_card_masked` hold masked text, or `erased` once the customer was erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
 pub struct CustomerProfile {
+    #[sqlx(try_from = "super::stored::Stored<Uuid>")]
     pub customer_id: Uuid,
     pub name: String,
     pub gender: String,
@@ -33,12 +38,16 @@ pub struct CustomerProfile {
     pub national_id_masked: String,
     pub bank_card_masked: String,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub monthly_income: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub monthly_debt_payments: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub total_assets: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub total_liabilities: Decimal,
     pub registered_on: NaiveDate,
     pub identity_verified_on: Option<NaiveDate>,
@@ -70,6 +79,7 @@ pub struct CreditScore {
 /// on book then (not disbursed yet, repaid or written off).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
 pub struct CustomerLoan {
+    #[sqlx(try_from = "super::stored::Stored<Uuid>")]
     pub loan_id: Uuid,
     pub status: String,
     pub purpose: String,
@@ -77,31 +87,42 @@ pub struct CustomerLoan {
     pub officer_id: Option<String>,
     pub currency: String,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub requested_amount: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money_opt")]
+    #[sqlx(try_from = "super::stored::Money<Option<Decimal>>")]
     pub approved_amount: Option<Decimal>,
     #[serde(serialize_with = "crate::reports::fixed::money_opt")]
+    #[sqlx(try_from = "super::stored::Money<Option<Decimal>>")]
     pub principal: Option<Decimal>,
+    #[sqlx(try_from = "super::stored::Stored<Option<Decimal>>")]
     pub annual_rate: Option<Decimal>,
     pub term_months: i32,
     pub disbursed_on: Option<NaiveDate>,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub outstanding_principal: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub outstanding_interest: Decimal,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub outstanding_penalty: Decimal,
     pub next_due_date: Option<NaiveDate>,
     #[serde(serialize_with = "crate::reports::fixed::money_opt")]
+    #[sqlx(try_from = "super::stored::Money<Option<Decimal>>")]
     pub next_due_amount: Option<Decimal>,
     #[serde(serialize_with = "crate::reports::fixed::money")]
+    #[sqlx(try_from = "super::stored::Money<Decimal>")]
     pub total_repaid: Decimal,
     pub last_payment_on: Option<NaiveDate>,
     #[serde(serialize_with = "crate::reports::fixed::money_opt")]
+    #[sqlx(try_from = "super::stored::Money<Option<Decimal>>")]
     pub last_payment_amount: Option<Decimal>,
     pub days_past_due: Option<i32>,
     pub aging_bucket: Option<String>,
     #[serde(serialize_with = "crate::reports::fixed::money_opt")]
+    #[sqlx(try_from = "super::stored::Money<Option<Decimal>>")]
     pub overdue_amount: Option<Decimal>,
     pub stale: bool,
 }
@@ -110,6 +131,7 @@ pub struct CustomerLoan {
 /// order).
 #[derive(Debug, Clone, PartialEq, Serialize, FromRow, ToSchema)]
 pub struct TimelineEntry {
+    #[sqlx(try_from = "super::stored::Stored<Uuid>")]
     pub loan_id: Uuid,
     pub position: i64,
     pub event_type: String,
@@ -118,12 +140,14 @@ pub struct TimelineEntry {
     pub actor_id: String,
     pub summary: String,
     #[schema(value_type = Object)]
+    #[sqlx(try_from = "super::stored::Stored<serde_json::Value>")]
     pub details: serde_json::Value,
 }
 
 /// A decision on one of the customer's applications and the rule findings behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, FromRow, ToSchema)]
 pub struct DecisionReasons {
+    #[sqlx(try_from = "super::stored::Stored<Uuid>")]
     pub loan_id: Uuid,
     pub decided_on: NaiveDate,
     /// Policy version of an automated decision; absent for an underwriter's.
@@ -133,6 +157,7 @@ pub struct DecisionReasons {
     pub outcome: String,
     /// The rule findings, as recorded by the decision.
     #[schema(value_type = Vec<Object>)]
+    #[sqlx(try_from = "super::stored::Stored<serde_json::Value>")]
     pub reasons: serde_json::Value,
 }
 
@@ -151,53 +176,180 @@ pub struct Customer360 {
 
 /// The 360 of `customer_id` with delinquency as of `as_of`; [`QueryError::NotFound`] for
 /// a customer the read model does not hold.
-pub async fn customer_360(
-    pool: &PgPool,
+pub async fn customer_360<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
     customer_id: Uuid,
     as_of: NaiveDate,
 ) -> Result<Customer360, QueryError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => customer_360_postgres(pool, customer_id, as_of).await,
+        ReadModelsRef::Sqlite(pool) => customer_360_sqlite(pool, customer_id, as_of).await,
+    }
+}
 
-    let profile: Option<CustomerProfile> = sqlx::query_as(
-        "SELECT customer_id, name, gender, birth_date, region, channel, employer, risk_appetite,
+/// The statements both databases run, with `$1`/`?1` the customer.
+struct Statements {
+    profile: String,
+    credit_scores: String,
+    segments: String,
+    timeline: String,
+    decisions: String,
+}
+
+impl Statements {
+    fn new(dialect: Dialect) -> Statements {
+        let table = |name: &str| dialect.table(name);
+        let customer = dialect.param(1);
+        Statements {
+            profile: format!(
+                "SELECT customer_id, name, gender, birth_date, region, channel, employer, risk_appetite,
                 phone_masked, national_id_masked, bank_card_masked,
                 monthly_income, monthly_debt_payments, total_assets, total_liabilities,
                 registered_on, identity_verified_on, identity_method,
                 credit_score, credit_score_source, credit_assessed_on,
                 risk_grade, value_tier, segment_rules_version, erased, erased_on,
                 stale, stale_reason
-           FROM read_model.customers WHERE customer_id = $1",
-    )
-    .bind(customer_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+           FROM {} WHERE customer_id = {customer}",
+                table("customers")
+            ),
+            credit_scores: format!(
+                "SELECT assessed_on, score, source FROM {}
+          WHERE customer_id = {customer} ORDER BY assessed_on, position",
+                table("credit_scores")
+            ),
+            segments: format!(
+                "SELECT customer_id, dimension, value FROM ({}) s WHERE customer_id = {customer}
+          ORDER BY dimension, value",
+                customer_segments_sql(dialect)
+            ),
+            timeline: format!(
+                "SELECT t.loan_id, t.position, t.event_type, t.business_date, t.recorded_at,
+                {} AS actor_id, t.summary, t.details
+           FROM {} t
+           JOIN {} l ON l.loan_id = t.loan_id
+          WHERE l.customer_id = {customer}
+          ORDER BY t.position, t.loan_id, t.version",
+                dialect.text("t.actor_id"),
+                table("loan_timeline"),
+                table("loans")
+            ),
+            decisions: format!(
+                "SELECT d.loan_id, d.decided_on, d.rule_set_version, d.decided_by, d.outcome, d.reasons
+           FROM {} d
+           JOIN {} l ON l.loan_id = d.loan_id
+          WHERE l.customer_id = {customer}
+          ORDER BY d.position, d.loan_id",
+                table("decisions"),
+                table("loans")
+            ),
+        }
+    }
+}
+
+fn not_found(customer_id: Uuid) -> QueryError {
+    QueryError::NotFound {
+        what: "customer",
+        id: customer_id.to_string(),
+    }
+}
+
+async fn customer_360_sqlite(
+    pool: &SqlitePool,
+    customer_id: Uuid,
+    as_of: NaiveDate,
+) -> Result<Customer360, QueryError> {
+    let statements = Statements::new(Dialect::Sqlite);
+    let id = customer_id.hyphenated().to_string();
+    let mut tx = pool.begin().await?;
+    let profile: Option<CustomerProfile> = sqlx::query_as(&statements.profile)
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(profile) = profile else {
-        return Err(QueryError::NotFound {
-            what: "customer",
-            id: customer_id.to_string(),
-        });
+        return Err(not_found(customer_id));
+    };
+    let credit_scores = sqlx::query_as(&statements.credit_scores)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let segments = sqlx::query_as(&statements.segments)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut loans: Vec<CustomerLoan> = sqlx::query_as(
+        "SELECT l.loan_id, l.status, l.purpose, l.channel, l.officer_id,
+                l.currency, l.requested_amount, l.approved_amount, l.principal, l.annual_rate,
+                l.term_months, l.disbursed_on, l.outstanding_principal, l.outstanding_interest,
+                l.outstanding_penalty, l.next_due_date, l.next_due_amount, l.total_repaid,
+                l.last_payment_on, l.last_payment_amount,
+                NULL AS days_past_due, NULL AS aging_bucket, NULL AS overdue_amount, l.stale
+           FROM loans l
+          WHERE l.customer_id = ?1
+          ORDER BY l.captured_on, l.loan_id",
+    )
+    .bind(&id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let book = Book::load(&mut tx, as_of, Some(customer_id)).await?;
+    let timeline = sqlx::query_as(&statements.timeline)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let decisions = sqlx::query_as(&statements.decisions)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    for position in book.positions(as_of)? {
+        if let Some(loan) = loans
+            .iter_mut()
+            .find(|loan| loan.loan_id == position.loan_id)
+        {
+            loan.days_past_due = Some(position.days_past_due);
+            loan.aging_bucket = Some(position.aging_bucket.as_str().to_string());
+            loan.overdue_amount = Some(position.overdue_amount);
+        }
+    }
+    Ok(Customer360 {
+        as_of,
+        profile,
+        credit_scores,
+        segments,
+        loans,
+        timeline,
+        decisions,
+    })
+}
+
+async fn customer_360_postgres(
+    pool: &PgPool,
+    customer_id: Uuid,
+    as_of: NaiveDate,
+) -> Result<Customer360, QueryError> {
+    let statements = Statements::new(Dialect::Postgres);
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+
+    let profile: Option<CustomerProfile> = sqlx::query_as(&statements.profile)
+        .bind(customer_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(profile) = profile else {
+        return Err(not_found(customer_id));
     };
 
-    let credit_scores = sqlx::query_as(
-        "SELECT assessed_on, score, source FROM read_model.credit_scores
-          WHERE customer_id = $1 ORDER BY assessed_on, position",
-    )
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let credit_scores = sqlx::query_as(&statements.credit_scores)
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
 
-    let segments = sqlx::query_as(&format!(
-        "SELECT customer_id, dimension, value FROM ({}) s WHERE customer_id = $1
-          ORDER BY dimension, value",
-        customer_segments_sql()
-    ))
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
-
+    let segments = sqlx::query_as(&statements.segments)
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
     let loans = sqlx::query_as(&format!(
         "SELECT l.loan_id, l.status, l.purpose, l.channel, l.officer_id::text AS officer_id,
                 l.currency, l.requested_amount, l.approved_amount, l.principal, l.annual_rate,
@@ -219,28 +371,15 @@ pub async fn customer_360(
     .fetch_all(&mut *tx)
     .await?;
 
-    let timeline = sqlx::query_as(
-        "SELECT t.loan_id, t.position, t.event_type, t.business_date, t.recorded_at,
-                t.actor_id::text AS actor_id, t.summary, t.details
-           FROM read_model.loan_timeline t
-           JOIN read_model.loans l ON l.loan_id = t.loan_id
-          WHERE l.customer_id = $1
-          ORDER BY t.position, t.loan_id, t.version",
-    )
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let timeline = sqlx::query_as(&statements.timeline)
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
 
-    let decisions = sqlx::query_as(
-        "SELECT d.loan_id, d.decided_on, d.rule_set_version, d.decided_by, d.outcome, d.reasons
-           FROM read_model.decisions d
-           JOIN read_model.loans l ON l.loan_id = d.loan_id
-          WHERE l.customer_id = $1
-          ORDER BY d.position, d.loan_id",
-    )
-    .bind(customer_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let decisions = sqlx::query_as(&statements.decisions)
+        .bind(customer_id)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
 
     Ok(Customer360 {

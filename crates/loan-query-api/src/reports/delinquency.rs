@@ -5,17 +5,24 @@
 //! All figures come from [`loans_as_of`](super::as_of) — see its rules. PAR-X is
 //! balance-weighted: outstanding principal of loans more than X days past due ÷ total
 //! outstanding principal of loans on book, half-up to 4 dp.
+//!
+//! Over SQLite the positions come from [`Book::positions`] and are grouped, summed and
+//! ordered here in Rust exactly as the SQL does (every bucket of every group, absent
+//! group last, `numeric(20,2)` sums, [`ratio`] for PAR).
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, SqlitePool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::as_of::{bucket_values, loans_as_of};
+use super::as_of::{BUCKETS, Book, Position, bucket_rank, bucket_values, loans_as_of};
+use super::exact::{GroupKey, Total, money, ratio};
 use super::{Page, PageRequest};
-use crate::QueryError;
+use crate::{QueryError, ReadModelsRef};
 
 /// How a portfolio report is broken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -93,6 +100,67 @@ impl Breakdown {
             Breakdown::Region => "c.region::text",
         }
     }
+
+    /// The group key of a loan on book and its customer ([`Breakdown::group_sql`]).
+    fn group_of(self, position: &Position, customer: &CustomerFacts) -> Option<String> {
+        match self {
+            Breakdown::Portfolio => Some("all".to_string()),
+            Breakdown::Purpose => Some(position.purpose.clone()),
+            Breakdown::Channel => Some(position.channel.clone()),
+            Breakdown::Officer => position.officer_id.clone(),
+            Breakdown::RiskGrade => Some(customer.risk_grade.clone()),
+            Breakdown::ValueTier => Some(customer.value_tier.clone()),
+            Breakdown::RiskAppetite => Some(customer.risk_appetite.clone()),
+            Breakdown::Region => Some(customer.region.clone()),
+        }
+    }
+}
+
+/// The customer columns the delinquency reports join (`read_model.customers c`).
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct CustomerFacts {
+    #[sqlx(try_from = "super::stored::Stored<Uuid>")]
+    pub(crate) customer_id: Uuid,
+    pub(crate) name: String,
+    pub(crate) phone_masked: String,
+    pub(crate) risk_grade: String,
+    pub(crate) value_tier: String,
+    pub(crate) risk_appetite: String,
+    pub(crate) region: String,
+}
+
+/// The SQLite book through `date` and the customers, read in one transaction.
+pub(crate) async fn book_and_customers(
+    pool: &SqlitePool,
+    through: NaiveDate,
+) -> Result<(Book, HashMap<Uuid, CustomerFacts>), QueryError> {
+    let mut tx = pool.begin().await?;
+    let book = Book::load(&mut tx, through, None).await?;
+    let customers: Vec<CustomerFacts> = sqlx::query_as(
+        "SELECT customer_id, name, phone_masked, risk_grade, value_tier, risk_appetite, region
+           FROM customers",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let customers = customers
+        .into_iter()
+        .map(|customer| (customer.customer_id, customer))
+        .collect();
+    Ok((book, customers))
+}
+
+/// The positions at `date` whose customer is known, each with its customer
+/// (`JOIN read_model.customers c ON c.customer_id = b.customer_id`).
+fn with_customers<'a>(
+    positions: &'a [Position],
+    customers: &'a HashMap<Uuid, CustomerFacts>,
+) -> impl Iterator<Item = (&'a Position, &'a CustomerFacts)> {
+    positions.iter().filter_map(|position| {
+        customers
+            .get(&position.customer_id)
+            .map(|customer| (position, customer))
+    })
 }
 
 /// One loan's delinquency as of the report date.
@@ -166,8 +234,46 @@ pub struct CollectionItem {
     pub last_payment_on: Option<NaiveDate>,
 }
 
+impl From<Position> for LoanDelinquency {
+    fn from(position: Position) -> Self {
+        LoanDelinquency {
+            loan_id: position.loan_id,
+            customer_id: position.customer_id,
+            purpose: position.purpose,
+            channel: position.channel,
+            officer_id: position.officer_id,
+            days_past_due: position.days_past_due,
+            aging_bucket: position.aging_bucket.as_str().to_string(),
+            outstanding_principal: position.outstanding_principal,
+            overdue_amount: position.overdue_amount,
+        }
+    }
+}
+
 /// Every loan on book at `as_of` with its delinquency, ordered by loan id.
-pub async fn loan_delinquency(
+pub async fn loan_delinquency<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<LoanDelinquency>, QueryError> {
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => loan_delinquency_postgres(pool, as_of, page).await,
+        ReadModelsRef::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let book = Book::load(&mut tx, as_of, None).await?;
+            tx.commit().await?;
+            let mut rows: Vec<LoanDelinquency> = book
+                .positions(as_of)?
+                .into_iter()
+                .map(LoanDelinquency::from)
+                .collect();
+            rows.sort_by_key(|row| row.loan_id);
+            Ok(page.slice(rows))
+        }
+    }
+}
+
+async fn loan_delinquency_postgres(
     pool: &PgPool,
     as_of: NaiveDate,
     page: PageRequest,
@@ -190,7 +296,60 @@ pub async fn loan_delinquency(
 /// Loans, outstanding principal and overdue amount per aging bucket at `as_of`, per
 /// group of `by`; every bucket is listed for every group (zeros included). Ordered by
 /// group (absent last), then bucket from current to 90+.
-pub async fn portfolio_buckets(
+pub async fn portfolio_buckets<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
+    as_of: NaiveDate,
+    by: Breakdown,
+    page: PageRequest,
+) -> Result<Page<BucketFigures>, QueryError> {
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => portfolio_buckets_postgres(pool, as_of, by, page).await,
+        ReadModelsRef::Sqlite(pool) => {
+            let (book, customers) = book_and_customers(pool, as_of).await?;
+            let positions = book.positions(as_of)?;
+            #[derive(Default, Clone, Copy)]
+            struct Tally {
+                loans: i64,
+                outstanding_principal: Total,
+                overdue_amount: Total,
+            }
+            let mut groups: BTreeMap<GroupKey, [Tally; BUCKETS.len()]> = BTreeMap::new();
+            for (position, customer) in with_customers(&positions, &customers) {
+                let group = groups
+                    .entry(GroupKey(by.group_of(position, customer)))
+                    .or_default();
+                let tally = group.get_mut(bucket_rank(position.aging_bucket)).ok_or(
+                    QueryError::Overflow {
+                        what: "an aging bucket",
+                    },
+                )?;
+                tally.loans += 1;
+                tally
+                    .outstanding_principal
+                    .add(position.outstanding_principal)?;
+                tally.overdue_amount.add(position.overdue_amount)?;
+            }
+            let rows = groups
+                .into_iter()
+                .flat_map(|(GroupKey(group_key), tallies)| {
+                    BUCKETS
+                        .iter()
+                        .zip(tallies)
+                        .map(move |(bucket, tally)| BucketFigures {
+                            group_key: group_key.clone(),
+                            aging_bucket: bucket.as_str().to_string(),
+                            loans: tally.loans,
+                            outstanding_principal: money(tally.outstanding_principal.value()),
+                            overdue_amount: money(tally.overdue_amount.value()),
+                        })
+                })
+                .collect();
+            Ok(page.slice(rows))
+        }
+    }
+}
+
+async fn portfolio_buckets_postgres(
     pool: &PgPool,
     as_of: NaiveDate,
     by: Breakdown,
@@ -223,7 +382,68 @@ pub async fn portfolio_buckets(
 }
 
 /// PAR1, PAR30 and PAR90 at `as_of` per group of `by`, ordered by group (absent last).
-pub async fn portfolio_at_risk(
+pub async fn portfolio_at_risk<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
+    as_of: NaiveDate,
+    by: Breakdown,
+    page: PageRequest,
+) -> Result<Page<ParFigures>, QueryError> {
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => portfolio_at_risk_postgres(pool, as_of, by, page).await,
+        ReadModelsRef::Sqlite(pool) => {
+            let (book, customers) = book_and_customers(pool, as_of).await?;
+            let positions = book.positions(as_of)?;
+            #[derive(Default)]
+            struct Tally {
+                loans: i64,
+                outstanding_principal: Total,
+                at_risk: [Total; 3],
+            }
+            let mut groups: BTreeMap<GroupKey, Tally> = BTreeMap::new();
+            for (position, customer) in with_customers(&positions, &customers) {
+                let tally = groups
+                    .entry(GroupKey(by.group_of(position, customer)))
+                    .or_default();
+                tally.loans += 1;
+                tally
+                    .outstanding_principal
+                    .add(position.outstanding_principal)?;
+                for (days, at_risk) in PAR_DAYS.iter().zip(&mut tally.at_risk) {
+                    if position.days_past_due > *days {
+                        at_risk.add(position.outstanding_principal)?;
+                    }
+                }
+            }
+            let mut rows = Vec::with_capacity(groups.len());
+            for (GroupKey(group_key), tally) in groups {
+                let outstanding = tally.outstanding_principal.value();
+                let [at_risk_1, at_risk_30, at_risk_90] = tally.at_risk.map(Total::value);
+                let par = |at_risk: Decimal| {
+                    ratio(at_risk, outstanding)?.ok_or(QueryError::Overflow {
+                        what: "PAR over no outstanding principal",
+                    })
+                };
+                rows.push(ParFigures {
+                    group_key,
+                    loans: tally.loans,
+                    outstanding_principal: money(outstanding),
+                    at_risk_1: money(at_risk_1),
+                    at_risk_30: money(at_risk_30),
+                    at_risk_90: money(at_risk_90),
+                    par1: par(at_risk_1)?,
+                    par30: par(at_risk_30)?,
+                    par90: par(at_risk_90)?,
+                });
+            }
+            Ok(page.slice(rows))
+        }
+    }
+}
+
+/// The X of PAR-X: a loan is at risk when more than X days past due.
+const PAR_DAYS: [i32; 3] = [1, 30, 90];
+
+async fn portfolio_at_risk_postgres(
     pool: &PgPool,
     as_of: NaiveDate,
     by: Breakdown,
@@ -264,7 +484,43 @@ pub async fn portfolio_at_risk(
 
 /// Loans past due at `as_of`, worst first: days past due descending, then overdue
 /// amount descending, then loan id.
-pub async fn collection_queue(
+pub async fn collection_queue<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<CollectionItem>, QueryError> {
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => collection_queue_postgres(pool, as_of, page).await,
+        ReadModelsRef::Sqlite(pool) => {
+            let (book, customers) = book_and_customers(pool, as_of).await?;
+            let positions = book.positions(as_of)?;
+            let mut rows: Vec<CollectionItem> = with_customers(&positions, &customers)
+                .filter(|(position, _)| position.days_past_due > 0)
+                .map(|(position, customer)| CollectionItem {
+                    loan_id: position.loan_id,
+                    customer_id: position.customer_id,
+                    customer_name: customer.name.clone(),
+                    phone_masked: customer.phone_masked.clone(),
+                    officer_id: position.officer_id.clone(),
+                    days_past_due: position.days_past_due,
+                    aging_bucket: position.aging_bucket.as_str().to_string(),
+                    overdue_amount: position.overdue_amount,
+                    outstanding_principal: position.outstanding_principal,
+                    last_payment_on: position.last_payment_on,
+                })
+                .collect();
+            rows.sort_by(|a, b| {
+                b.days_past_due
+                    .cmp(&a.days_past_due)
+                    .then_with(|| b.overdue_amount.cmp(&a.overdue_amount))
+                    .then_with(|| a.loan_id.cmp(&b.loan_id))
+            });
+            Ok(page.slice(rows))
+        }
+    }
+}
+
+async fn collection_queue_postgres(
     pool: &PgPool,
     as_of: NaiveDate,
     page: PageRequest,

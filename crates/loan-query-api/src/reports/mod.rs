@@ -1,24 +1,64 @@
-//! The reports, one typed function per report over schema `read_model`.
+//! The reports, one typed function per report over the read models.
 //!
-//! Each report is one SQL statement (the customer 360 is a few, read in one snapshot)
-//! that aggregates in PostgreSQL and returns rows ready to serialise as JSON or CSV. The
-//! delinquency reports share one definition of a loan's position *as of* a report date
-//! ([`as_of`]), so the portfolio, PAR, roll rates, collection queue and snapshots never
+//! Each function takes the read models in PostgreSQL or in the embedded SQLite file
+//! ([`crate::ReadModelsRef`]) and returns the same rows from either, ready to serialise
+//! as JSON or CSV. Over PostgreSQL a report is one SQL statement (the customer 360 is a
+//! few, read in one snapshot) that aggregates in the database; over SQLite the exact
+//! rows are read in one transaction and aggregated in Rust with `Decimal`, with the
+//! roundings and orderings of the SQL ([`exact`]). The delinquency reports share one
+//! definition of a loan's position *as of* a report date ([`as_of`], in SQL and mirrored
+//! in Rust), so the portfolio, PAR, roll rates, collection queue and snapshots never
 //! disagree about a loan.
 
 pub mod as_of;
 pub mod customer_360;
 pub mod delinquency;
+pub mod exact;
 pub mod pipeline;
 pub mod roll_rate;
 pub mod segmentation;
 pub mod snapshots;
+mod stored;
 pub mod vintage;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::QueryError;
+
+/// The SQL spelling of the two read-model databases, for the statements both run (the
+/// PostgreSQL text stays exactly as written for PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// A read-model table: `read_model.<name>` in PostgreSQL, `<name>` in SQLite.
+    pub(crate) fn table(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("read_model.{name}"),
+            Dialect::Sqlite => name.to_string(),
+        }
+    }
+
+    /// `<expression>::text` in PostgreSQL; the expression itself in SQLite (TEXT already).
+    pub(crate) fn text(self, expression: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{expression}::text"),
+            Dialect::Sqlite => expression.to_string(),
+        }
+    }
+
+    /// Bind placeholder `n` (1-based): `$n` in PostgreSQL, `?n` in SQLite.
+    pub(crate) fn param(self, n: u32) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+}
 
 /// Rows per page when the caller does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -75,6 +115,13 @@ impl PageRequest {
         i64::try_from(self.offset).unwrap_or(i64::MAX)
     }
 
+    /// The page of `rows` (the whole report, in its order) computed in memory.
+    pub(crate) fn slice<T>(self, rows: Vec<T>) -> Page<T> {
+        let offset = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.sql_limit()).unwrap_or(usize::MAX);
+        self.page(rows.into_iter().skip(offset).take(take).collect())
+    }
+
     /// Turns the `limit + 1` rows fetched into a page.
     pub(crate) fn page<T>(self, mut rows: Vec<T>) -> Page<T> {
         let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
@@ -116,6 +163,17 @@ mod tests {
         let last = request.page(vec![1, 2]);
         assert_eq!(last.items, vec![1, 2]);
         assert_eq!(last.next_offset, None);
+    }
+
+    #[test]
+    fn a_page_of_rows_in_memory_is_the_same_as_one_fetched() {
+        let rows: Vec<u32> = (0..10).collect();
+        let middle = PageRequest::new(3, 3).unwrap().slice(rows.clone());
+        assert_eq!((middle.items, middle.next_offset), (vec![3, 4, 5], Some(6)));
+        let last = PageRequest::new(3, 9).unwrap().slice(rows.clone());
+        assert_eq!((last.items, last.next_offset), (vec![9], None));
+        let beyond = PageRequest::new(3, 12).unwrap().slice(rows);
+        assert_eq!((beyond.items, beyond.next_offset), (vec![], None));
     }
 
     #[test]

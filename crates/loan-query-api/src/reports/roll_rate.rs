@@ -6,16 +6,22 @@
 //! `to`, `repaid` if its outstanding principal at `to` is zero. `share` = loans ÷ loans
 //! of the `from` bucket, half-up to 4 dp (absent when the `from` bucket is empty). Every
 //! cell of the 5 × 7 matrix is listed, zeros included.
+//!
+//! Over SQLite the book is read once up to `to` and the positions at both dates computed
+//! from it ([`Book::positions`]); the cells are tallied in Rust.
+
+use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, SqlitePool};
 use utoipa::ToSchema;
 
-use super::as_of::{BUCKETS, bucket_values, loans_as_of};
+use super::as_of::{BUCKETS, Book, bucket_rank, bucket_values, loans_as_of};
+use super::exact::{Total, count_ratio, money};
 use super::{Page, PageRequest};
-use crate::QueryError;
+use crate::{QueryError, ReadModelsRef};
 
 /// The states a loan can roll to besides the aging buckets.
 pub const REPAID: &str = "repaid";
@@ -36,8 +42,8 @@ pub struct RollRateCell {
 
 /// The matrix from `from` to `to` (`from` < `to`), ordered by `from` bucket then `to`
 /// state (buckets best to worst, then `repaid`, `written_off`).
-pub async fn roll_rates(
-    pool: &PgPool,
+pub async fn roll_rates<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
     from: NaiveDate,
     to: NaiveDate,
     page: PageRequest,
@@ -48,6 +54,91 @@ pub async fn roll_rates(
             format!("must be after `from` ({from}), got {to}"),
         ));
     }
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => roll_rates_postgres(pool, from, to, page).await,
+        ReadModelsRef::Sqlite(pool) => roll_rates_sqlite(pool, from, to, page).await,
+    }
+}
+
+/// The columns of the matrix: the buckets, then [`REPAID`], [`WRITTEN_OFF`].
+const TO_STATES: usize = BUCKETS.len() + 2;
+
+async fn roll_rates_sqlite(
+    pool: &SqlitePool,
+    from: NaiveDate,
+    to: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<RollRateCell>, QueryError> {
+    let mut tx = pool.begin().await?;
+    let book = Book::load(&mut tx, to, None).await?;
+    tx.commit().await?;
+    let written_off_on: HashMap<_, _> = book
+        .loans()
+        .iter()
+        .map(|loan| (loan.loan_id, loan.written_off_on))
+        .collect();
+    let finish: HashMap<_, _> = book
+        .positions(to)?
+        .into_iter()
+        .map(|position| (position.loan_id, bucket_rank(position.aging_bucket)))
+        .collect();
+    #[derive(Default, Clone, Copy)]
+    struct Cell {
+        loans: i64,
+        outstanding_principal_at_from: Total,
+    }
+    let mut cells = [[Cell::default(); TO_STATES]; BUCKETS.len()];
+    for start in book.positions(from)? {
+        let written_off = written_off_on
+            .get(&start.loan_id)
+            .copied()
+            .flatten()
+            .is_some_and(|on| on <= to);
+        let to_state = if written_off {
+            BUCKETS.len() + 1
+        } else {
+            match finish.get(&start.loan_id) {
+                None => BUCKETS.len(),
+                Some(rank) => *rank,
+            }
+        };
+        let cell = cells
+            .get_mut(bucket_rank(start.aging_bucket))
+            .and_then(|row| row.get_mut(to_state))
+            .ok_or(QueryError::Overflow {
+                what: "a roll-rate cell",
+            })?;
+        cell.loans += 1;
+        cell.outstanding_principal_at_from
+            .add(start.outstanding_principal)?;
+    }
+    let mut rows = Vec::with_capacity(BUCKETS.len() * TO_STATES);
+    for (from_bucket, row) in BUCKETS.iter().zip(cells) {
+        let bucket_loans: i64 = row.iter().map(|cell| cell.loans).sum();
+        for (to_rank, cell) in row.into_iter().enumerate() {
+            let to_state = match BUCKETS.get(to_rank) {
+                Some(bucket) => bucket.as_str(),
+                None if to_rank == BUCKETS.len() => REPAID,
+                None => WRITTEN_OFF,
+            };
+            rows.push(RollRateCell {
+                from_bucket: from_bucket.as_str().to_string(),
+                to_state: to_state.to_string(),
+                loans: cell.loans,
+                outstanding_principal_at_from: money(cell.outstanding_principal_at_from.value()),
+                share: count_ratio(cell.loans, bucket_loans)?,
+            });
+        }
+    }
+    Ok(page.slice(rows))
+}
+
+async fn roll_rates_postgres(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<RollRateCell>, QueryError> {
     let to_states = format!(
         "{}, ('{REPAID}', {}), ('{WRITTEN_OFF}', {})",
         bucket_values(),

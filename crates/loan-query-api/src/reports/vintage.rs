@@ -9,15 +9,23 @@
 //! (cohort, m) counts the cohort's loans that had crossed the threshold in month m or
 //! earlier; m runs from 0 to the report date's month. Shares are ÷ the cohort's loans,
 //! half-up to 4 dp.
+//!
+//! Over SQLite the crossing days and months on book are computed in Rust from the same
+//! installment rows (`due_date + X + 1`, calendar months as `EXTRACT(YEAR) * 12 +
+//! EXTRACT(MONTH)`), the shares with [`count_ratio`].
 
-use chrono::NaiveDate;
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Days, NaiveDate};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, SqlitePool};
 use utoipa::ToSchema;
 
+use super::as_of::{Book, LoanTerms};
+use super::exact::count_ratio;
 use super::{Page, PageRequest};
-use crate::QueryError;
+use crate::{QueryError, ReadModelsRef};
 
 /// One cell of the vintage curves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
@@ -38,7 +46,113 @@ pub struct VintageCell {
 }
 
 /// The curves as known at `as_of`, ordered by cohort then months on book.
-pub async fn vintages(
+pub async fn vintages<'a>(
+    read_models: impl Into<ReadModelsRef<'a>>,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<VintageCell>, QueryError> {
+    match read_models.into() {
+        ReadModelsRef::Postgres(pool) => vintages_postgres(pool, as_of, page).await,
+        ReadModelsRef::Sqlite(pool) => vintages_sqlite(pool, as_of, page).await,
+    }
+}
+
+/// The thresholds X of "ever X+" (more than X days past due).
+const THRESHOLDS: [u64; 3] = [30, 60, 90];
+
+/// `EXTRACT(YEAR FROM date) * 12 + EXTRACT(MONTH FROM date)`.
+fn month_index(date: NaiveDate) -> i64 {
+    i64::from(date.year()) * 12 + i64::from(date.month())
+}
+
+/// The day `loan` first became more than `threshold` days past due on or before `as_of`
+/// and before its write-off, if it did.
+fn crossing(
+    book: &Book,
+    loan: &LoanTerms,
+    threshold: u64,
+    as_of: NaiveDate,
+) -> Result<Option<NaiveDate>, QueryError> {
+    let mut first: Option<NaiveDate> = None;
+    for installment in book.installments(loan.loan_id) {
+        let day = installment
+            .due_date
+            .checked_add_days(Days::new(threshold + 1))
+            .ok_or(QueryError::Overflow {
+                what: "a crossing date",
+            })?;
+        let unsettled = installment.settled_on.is_none_or(|on| on > day);
+        let before_write_off = loan.written_off_on.is_none_or(|on| day < on);
+        if unsettled && day <= as_of && before_write_off {
+            first = Some(first.map_or(day, |earlier| earlier.min(day)));
+        }
+    }
+    Ok(first)
+}
+
+async fn vintages_sqlite(
+    pool: &SqlitePool,
+    as_of: NaiveDate,
+    page: PageRequest,
+) -> Result<Page<VintageCell>, QueryError> {
+    let mut tx = pool.begin().await?;
+    let book = Book::load(&mut tx, as_of, None).await?;
+    tx.commit().await?;
+    // Per cohort: the months on book at which each loan crossed 30+/60+/90+.
+    let mut cohorts: BTreeMap<NaiveDate, Vec<[Option<i64>; 3]>> = BTreeMap::new();
+    for loan in book.loans() {
+        let Some(disbursed_on) = loan.disbursed_on.filter(|on| *on <= as_of) else {
+            continue;
+        };
+        let cohort = disbursed_on.with_day(1).ok_or(QueryError::Overflow {
+            what: "a cohort month",
+        })?;
+        let mut crossed = [None; 3];
+        for (threshold, months) in THRESHOLDS.iter().zip(&mut crossed) {
+            *months = crossing(&book, loan, *threshold, as_of)?
+                .map(|day| month_index(day) - month_index(cohort));
+        }
+        cohorts.entry(cohort).or_default().push(crossed);
+    }
+    let mut rows = Vec::new();
+    for (cohort, loans) in cohorts {
+        let count = i64::try_from(loans.len()).unwrap_or(i64::MAX);
+        let last_month = month_index(as_of) - month_index(cohort);
+        for months_on_book in 0..=last_month {
+            let mut ever = [0_i64; 3];
+            for crossed in &loans {
+                for (tally, months) in ever.iter_mut().zip(crossed) {
+                    if months.is_some_and(|months| months <= months_on_book) {
+                        *tally += 1;
+                    }
+                }
+            }
+            let share = |ever: i64| {
+                count_ratio(ever, count)?.ok_or(QueryError::Overflow {
+                    what: "a share of an empty cohort",
+                })
+            };
+            rows.push(VintageCell {
+                cohort_month: cohort,
+                months_on_book: i32::try_from(months_on_book).map_err(|_| {
+                    QueryError::Overflow {
+                        what: "months on book",
+                    }
+                })?,
+                loans: count,
+                ever_30_plus: ever[0],
+                ever_60_plus: ever[1],
+                ever_90_plus: ever[2],
+                share_30_plus: share(ever[0])?,
+                share_60_plus: share(ever[1])?,
+                share_90_plus: share(ever[2])?,
+            });
+        }
+    }
+    Ok(page.slice(rows))
+}
+
+async fn vintages_postgres(
     pool: &PgPool,
     as_of: NaiveDate,
     page: PageRequest,
