@@ -31,15 +31,18 @@
 //! (`masked()`), or shown as `erased` after crypto-shredding; the read model never holds
 //! them in clear.
 
+mod batch;
 mod delinquency;
+pub mod embedded;
 mod health;
 mod history;
 mod portfolio;
+mod postgres;
 mod rebuild;
 mod replay;
 pub mod runner;
+mod rows;
 mod schema;
-mod sql;
 mod view;
 
 use std::sync::Arc;
@@ -186,7 +189,8 @@ impl ProjectorConfig {
 pub enum ProjectionError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("PostgreSQL: {0}")]
+    /// PostgreSQL, or the SQLite file of the embedded read models.
+    #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("schema migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -207,6 +211,9 @@ pub enum ProjectionError {
     },
     #[error("{0}")]
     Rebuild(String),
+    /// Rows computed for a table do not have the table's shape (a bug: nothing is written).
+    #[error("inconsistent rows: {0}")]
+    Rows(String),
 }
 
 impl ProjectionError {
