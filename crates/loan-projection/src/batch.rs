@@ -54,10 +54,7 @@ pub(crate) async fn decode_commit(
             commit,
             events,
         }),
-        Err(StoreError::Unavailable { context, .. }) => Err(ProjectionError::Nats {
-            context,
-            message: "the key store is unavailable".into(),
-        }),
+        Err(error @ StoreError::Unavailable { .. }) => Err(ProjectionError::Store(error)),
         Err(error) => Ok(Item::Poison {
             aggregate: Some(commit.aggregate),
             poison: Poison {
