@@ -40,8 +40,8 @@ mod portfolio;
 mod postgres;
 mod rebuild;
 mod replay;
-pub mod runner;
 mod rows;
+pub mod runner;
 mod schema;
 mod view;
 

@@ -440,7 +440,10 @@ pub(crate) fn customer_rows(views: &[&CustomerView]) -> TableRows {
             .text("channel", profile.channel.clone())
             .text("employer", profile.employer.clone())
             .text("risk_appetite", wire_name(&profile.risk_appetite))
-            .text("phone_masked", masked(&profile.phone, erased, |v| v.masked()))
+            .text(
+                "phone_masked",
+                masked(&profile.phone, erased, |v| v.masked()),
+            )
             .text(
                 "national_id_masked",
                 masked(&profile.national_id, erased, |v| v.masked()),
@@ -564,7 +567,10 @@ pub(crate) fn loan_rows(views: &[&LoanView]) -> TableRows {
             .date("next_due_date", next.map(|n| n.due_date))
             .money("next_due_amount", next.map(|n| n.amount.amount()))
             .int4("days_past_due", account.map(|a| to_i32(a.days_past_due())))
-            .text("aging_bucket", account.map(|a| a.bucket.as_str().to_owned()))
+            .text(
+                "aging_bucket",
+                account.map(|a| a.bucket.as_str().to_owned()),
+            )
             .int8("version", to_i64(view.version))
             .int8("last_position", to_i64(view.last_position))
             .int4(

@@ -102,7 +102,10 @@ async fn write_rows(
 }
 
 /// Binds a column as one array parameter.
-fn bind(query: Query<'_, Postgres, PgArguments>, column: Column) -> Query<'_, Postgres, PgArguments> {
+fn bind(
+    query: Query<'_, Postgres, PgArguments>,
+    column: Column,
+) -> Query<'_, Postgres, PgArguments> {
     match column {
         Column::Uuid(v) => query.bind(v),
         Column::Text(v) => query.bind(v),

@@ -286,7 +286,8 @@ impl Projection {
             return Ok(());
         }
         let mut conn = pool.acquire().await?;
-        let (checkpoint, generation) = sqlite::checkpoint(&mut conn, &self.target.projection).await?;
+        let (checkpoint, generation) =
+            sqlite::checkpoint(&mut conn, &self.target.projection).await?;
         self.quarantined = sqlite::quarantine(&mut conn, &self.target.projection).await?;
         self.checkpoint = checkpoint;
         self.generation = generation;
@@ -316,9 +317,15 @@ impl Projection {
     }
 
     /// Reads, applies and commits one batch.
-    async fn step<S: EventStore>(&mut self, log: &Log<'_, S>) -> Result<StepOutcome, ProjectionError> {
+    async fn step<S: EventStore>(
+        &mut self,
+        log: &Log<'_, S>,
+    ) -> Result<StepOutcome, ProjectionError> {
         self.ensure_loaded(log.pool).await?;
-        let records = log.store.read_after(self.checkpoint, log.batch_size).await?;
+        let records = log
+            .store
+            .read_after(self.checkpoint, log.batch_size)
+            .await?;
         let mut outcome = StepOutcome {
             fetched: records.len(),
             checkpoint: self.checkpoint,
@@ -357,8 +364,13 @@ impl Projection {
         )
         .await?;
         sqlite::write_dead_letters(&mut tx, &self.target.projection, &fold.dead).await?;
-        sqlite::advance_checkpoint(&mut tx, &self.target.projection, last_position, fold.error())
-            .await?;
+        sqlite::advance_checkpoint(
+            &mut tx,
+            &self.target.projection,
+            last_position,
+            fold.error(),
+        )
+        .await?;
         tx.commit().await?;
 
         for row in &fold.new_quarantine {

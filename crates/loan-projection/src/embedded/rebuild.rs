@@ -232,7 +232,10 @@ async fn create_scratch(pool: &sqlx::SqlitePool, target: &Target) -> Result<(), 
     Ok(())
 }
 
-async fn clear_scratch(conn: &mut SqliteConnection, target: &Target) -> Result<(), ProjectionError> {
+async fn clear_scratch(
+    conn: &mut SqliteConnection,
+    target: &Target,
+) -> Result<(), ProjectionError> {
     for table in target.group.tables() {
         conn.execute(
             format!(

@@ -9,14 +9,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 
 use chrono::Utc;
 use loan_domain::AggregateType;
 use loan_store::AggregateRef;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
@@ -54,8 +52,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Opens (creating it if needed) the SQLite file of the embedded read models and runs
 /// the migrations. WAL journal: readers (the reports) never block the projector.
 pub async fn open_read_models(path: &Path) -> Result<SqlitePool, ProjectionError> {
-    let url = format!("sqlite://{}", path.display());
-    let options = SqliteConnectOptions::from_str(&url)?
+    let options = SqliteConnectOptions::new()
+        .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // With WAL, NORMAL may lose the last transactions on power loss but never splits

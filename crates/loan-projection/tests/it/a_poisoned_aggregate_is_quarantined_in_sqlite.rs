@@ -139,7 +139,11 @@ async fn a_poisoned_aggregate_is_quarantined_in_sqlite_while_others_flow() {
     .await
     .expect("checkpoints");
     for (projection, last, error) in &errors {
-        assert_eq!(u64::try_from(*last).expect("position"), head, "{projection}");
+        assert_eq!(
+            u64::try_from(*last).expect("position"),
+            head,
+            "{projection}"
+        );
         assert!(
             error.as_deref().is_some_and(|e| e.contains("quarantined")),
             "{projection}: {error:?}"

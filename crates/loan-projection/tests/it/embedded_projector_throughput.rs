@@ -42,7 +42,10 @@ async fn embedded_projector_throughput() {
     let elapsed = started.elapsed();
     assert_eq!(reached, commits);
     for group in Group::ALL {
-        assert_eq!(sqlite_checkpoint(projector.pool(), group.name()).await, commits);
+        assert_eq!(
+            sqlite_checkpoint(projector.pool(), group.name()).await,
+            commits
+        );
     }
     let micros = elapsed.as_micros().max(1);
     let per_second = |n: u128| n * 1_000_000 / micros;

@@ -156,7 +156,11 @@ pub(crate) trait Lender {
             "payload": payload,
         });
         let reply = self
-            .engine_execute(kind, &serde_json::to_vec(&body).expect("json"), morning(today))
+            .engine_execute(
+                kind,
+                &serde_json::to_vec(&body).expect("json"),
+                morning(today),
+            )
             .await;
         if let CommandReply::Error { error } = &reply {
             panic!("{kind} refused: {error:?}");

@@ -174,10 +174,7 @@ async fn sqlite_tables(
                     .collect()
             })
             .collect();
-        tables.insert(
-            (*table).to_owned(),
-            keyed(&keys[*table], &names, rows),
-        );
+        tables.insert((*table).to_owned(), keyed(&keys[*table], &names, rows));
     }
     tables
 }
@@ -205,7 +202,9 @@ fn differences(pg: &Tables, sqlite: &Tables) -> Vec<String> {
                 }
             }
             for column in sqlite_row.keys().filter(|c| !pg_row.contains_key(*c)) {
-                out.push(format!("{table} [{key}] {column}: no such PostgreSQL column"));
+                out.push(format!(
+                    "{table} [{key}] {column}: no such PostgreSQL column"
+                ));
             }
         }
         for key in sqlite_rows.keys().filter(|k| !pg_rows.contains_key(*k)) {
@@ -238,7 +237,10 @@ async fn the_scripted_portfolio_reads_the_same_in_sqlite_as_in_postgres() {
         let Some(last) = batch.last() else { break };
         after = last.position;
         for recorded in batch {
-            let expected = last_of.get(&recorded.commit.aggregate).copied().unwrap_or(0);
+            let expected = last_of
+                .get(&recorded.commit.aggregate)
+                .copied()
+                .unwrap_or(0);
             let appended = memory
                 .append(&recorded.commit, expected)
                 .await
@@ -306,13 +308,17 @@ async fn the_scripted_portfolio_reads_the_same_in_sqlite_as_in_postgres() {
         (c3["phone_masked"].as_deref(), c3["erased"].as_deref()),
         (Some("erased"), Some("1"))
     );
-    let recorded_at: Vec<String> =
-        sqlx::query_scalar("SELECT recorded_at FROM loan_timeline WHERE loan_id = ? ORDER BY version")
-            .bind(&l1)
-            .fetch_all(&db)
-            .await
-            .expect("timeline");
-    assert_eq!(recorded_at.first().map(String::as_str), Some("2026-01-05T01:30:00.000000Z"));
+    let recorded_at: Vec<String> = sqlx::query_scalar(
+        "SELECT recorded_at FROM loan_timeline WHERE loan_id = ? ORDER BY version",
+    )
+    .bind(&l1)
+    .fetch_all(&db)
+    .await
+    .expect("timeline");
+    assert_eq!(
+        recorded_at.first().map(String::as_str),
+        Some("2026-01-05T01:30:00.000000Z")
+    );
 
     drop(embedded);
     db.close().await;

@@ -55,7 +55,10 @@ async fn sqlite_rebuild_and_replay_agree_with_incremental_runs_and_catch_tamperi
             assert_eq!(table.live_rows, table.replayed_rows, "{table:?}");
         }
     }
-    assert!(scratch_tables(&db).await.is_empty(), "the replay cleaned up");
+    assert!(
+        scratch_tables(&db).await.is_empty(),
+        "the replay cleaned up"
+    );
 
     // Someone changes a figure by hand: the replay names the row, on both sides.
     let l2 = p.l2.to_string();
@@ -108,13 +111,16 @@ async fn sqlite_rebuild_and_replay_agree_with_incremental_runs_and_catch_tamperi
     }
     assert_eq!(sqlite_snapshot(&db).await, incremental);
     assert_eq!(indexes(&db).await, indexes_before);
-    assert!(scratch_tables(&db).await.is_empty(), "the rebuild cleaned up");
+    assert!(
+        scratch_tables(&db).await.is_empty(),
+        "the rebuild cleaned up"
+    );
     let overdue: Vec<String> =
         sqlx::query_scalar("SELECT loan_id FROM loan_overview WHERE status = 'overdue'")
             .fetch_all(&db)
             .await
             .expect("the view reads the rebuilt tables");
-    assert_eq!(overdue, [l2.clone()]);
+    assert_eq!(overdue, [l2.as_str()]);
     let generations: Vec<i64> =
         sqlx::query_scalar("SELECT generation FROM checkpoints ORDER BY projection")
             .fetch_all(&db)
