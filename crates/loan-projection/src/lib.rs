@@ -1,4 +1,9 @@
-//! Projectors: the PostgreSQL read models, built from the event log.
+//! Projectors: the read models, built from the event log — in PostgreSQL from the
+//! JetStream stream ([`runner`]), or in one SQLite file from any event store in the same
+//! process ([`embedded`], the embedded mode). Both backends share one projection code
+//! path: the views, what a batch does with them and the rows they produce are computed
+//! once; only the statements writing rows, checkpoint, quarantine and dead letters
+//! differ, and both hold identical values.
 //!
 //! Analysts, collection teams and risk managers read the portfolio from tables that
 //! projectors derive from the JetStream stream (docs/read-models.md). Each **projection
