@@ -7,6 +7,7 @@
     reason = "the test binary links the crate's dependencies without using them all"
 )]
 
+mod a_batch_beyond_sqlites_parameter_limit_is_written_whole;
 mod a_poisoned_aggregate_is_quarantined_in_sqlite;
 mod a_poisoned_aggregate_is_quarantined_while_others_flow;
 mod a_scripted_portfolio_reads_as_computed_by_hand;
