@@ -8,7 +8,7 @@
 //! the values of ONE computation, and [`Column::sqlite_value`] is the single place that
 //! says how each type is spelled in SQLite.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 use uuid::Uuid;
@@ -101,21 +101,30 @@ pub(crate) fn date_text(date: NaiveDate) -> String {
 }
 
 /// A timestamp as SQLite stores it: RFC 3339 in UTC with exactly six fractional digits
-/// (fixed width, so text order is time order), truncated to the microsecond as
-/// PostgreSQL's `timestamptz` keeps it.
+/// (fixed width, so text order is time order), cut to the microsecond the way a
+/// PostgreSQL `timestamptz` parameter is (microseconds since 2000-01-01, truncated
+/// toward that epoch).
 pub(crate) fn timestamp_text(at: DateTime<Utc>) -> String {
-    let micros = at.timestamp_micros();
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .unwrap_or(at)
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc());
+    let cut = epoch.and_then(|epoch| {
+        let micros = (at - epoch).num_microseconds()?;
+        epoch.checked_add_signed(TimeDelta::microseconds(micros))
+    });
+    cut.unwrap_or(at)
         .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// An amount as SQLite stores it: what a PostgreSQL `numeric(20,2)` column holds for the
 /// same input — rounded to two decimals half away from zero, always two decimals
-/// (`1234.5` → `1234.50`).
+/// (`1234.5` → `1234.50`), zero without a sign.
 pub(crate) fn money_text(amount: Decimal) -> String {
     let mut rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     rounded.rescale(2);
+    if rounded.is_zero() {
+        rounded.set_sign_positive(true);
+    }
     rounded.to_string()
 }
 
