@@ -73,7 +73,8 @@ impl<S: EventStore> EmbeddedProjector<S> {
     /// Brings `group`'s live tables up to the head of the log, replays the whole log
     /// into scratch tables, and compares the two row by row (every column, `stale`
     /// included); the scratch tables are dropped afterwards. `examples`: rows quoted per
-    /// side and table (as JSON objects).
+    /// side and table (as JSON objects). [`ProjectionError::Config`] when this projector
+    /// does not project `group`.
     pub async fn replay_and_compare(
         &mut self,
         group: Group,
