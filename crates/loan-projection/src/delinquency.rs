@@ -20,11 +20,9 @@ use loan_contract::EventEnvelope;
 use loan_domain::loan::{Account, Loan, LoanEvent};
 use loan_domain::servicing;
 use rust_decimal::Decimal;
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::schema::ident;
-use crate::sql::upsert;
+use crate::rows::{Change, OnConflict, TableRows};
 use crate::view::{Poison, evolve_loan, loan_event, to_i32};
 
 /// A loan as the delinquency group knows it.
@@ -185,39 +183,22 @@ fn rows_of(account: &Account) -> Result<LoanRows, servicing::ServicingError> {
     })
 }
 
-const INSTALLMENT_COLUMNS: &[(&str, &str)] = &[
-    ("loan_id", "uuid"),
-    ("installment_no", "int4"),
-    ("due_date", "date"),
-    ("principal_due", "numeric"),
-    ("interest_due", "numeric"),
-    ("principal_paid", "numeric"),
-    ("interest_paid", "numeric"),
-    ("penalty_accrued", "numeric"),
-    ("penalty_paid", "numeric"),
-    ("settled_on", "date"),
-];
-
-/// Writes what changed in the installments and allocations of the given loans
-/// (disbursed ones; the others have none) since the database last got them: one upsert
-/// of the changed installments, one delete of the allocations of loans whose earlier
-/// allocations moved, one insert of the new allocations.
-pub(crate) async fn write_books(
-    tx: &mut Transaction<'_, Postgres>,
-    schema: &str,
-    views: &[&BookView],
-) -> Result<(), sqlx::Error> {
-    let mut loans = Vec::new();
-    let mut i_loan = Vec::new();
-    let mut i_no = Vec::new();
-    let mut i_due = Vec::new();
-    let mut i_money: [Vec<Decimal>; 6] = Default::default();
-    let mut i_settled = Vec::new();
-    let mut a_loan = Vec::new();
-    let mut a_reference = Vec::new();
-    let mut a_value_date = Vec::new();
-    let mut a_no = Vec::new();
-    let mut a_money: [Vec<Decimal>; 3] = Default::default();
+/// What changed in the installments and allocations of the given loans (disbursed
+/// ones; the others have none) since the database last got them: one upsert of the
+/// changed installments, one delete of the allocations of loans whose earlier
+/// allocations moved, one insert of the new allocations — in that order.
+pub(crate) fn book_changes(views: &[&BookView]) -> Vec<Change> {
+    let mut installments = TableRows::new(
+        "installments",
+        &["loan_id", "installment_no"],
+        OnConflict::Update,
+    );
+    let mut allocations = TableRows::new(
+        "allocations",
+        &["loan_id", "payment_reference", "installment_no"],
+        OnConflict::Fail,
+    );
+    let mut replaced = Vec::new();
     for view in views {
         let Some(rows) = &view.rows else {
             continue;
@@ -235,7 +216,7 @@ pub(crate) async fn write_books(
         let new_allocations = match appended {
             Some(w) => &rows.allocations[w.allocations.len()..],
             None => {
-                loans.push(view.loan_id);
+                replaced.push(view.loan_id);
                 &rows.allocations[..]
             }
         };
@@ -247,76 +228,46 @@ pub(crate) async fn write_books(
             if unchanged(index) {
                 continue;
             }
-            i_loan.push(view.loan_id);
-            i_no.push(to_i32(number));
-            i_due.push(due_date);
-            for (column, value) in i_money.iter_mut().zip(money) {
-                column.push(value);
-            }
-            i_settled.push(settled_on);
+            let [
+                principal_due,
+                interest_due,
+                principal_paid,
+                interest_paid,
+                penalty_accrued,
+                penalty_paid,
+            ] = money;
+            installments
+                .row()
+                .uuid("loan_id", view.loan_id)
+                .int4("installment_no", to_i32(number))
+                .date("due_date", due_date)
+                .money("principal_due", principal_due)
+                .money("interest_due", interest_due)
+                .money("principal_paid", principal_paid)
+                .money("interest_paid", interest_paid)
+                .money("penalty_accrued", penalty_accrued)
+                .money("penalty_paid", penalty_paid)
+                .date("settled_on", settled_on);
         }
-        for (reference, value_date, number, money) in new_allocations {
-            a_loan.push(view.loan_id);
-            a_reference.push(reference.clone());
-            a_value_date.push(*value_date);
-            a_no.push(to_i32(*number));
-            for (column, value) in a_money.iter_mut().zip(money) {
-                column.push(*value);
-            }
+        for (reference, value_date, number, [principal, interest, penalty]) in new_allocations {
+            allocations
+                .row()
+                .uuid("loan_id", view.loan_id)
+                .text("payment_reference", reference.clone())
+                .date("value_date", *value_date)
+                .int4("installment_no", to_i32(*number))
+                .money("principal", *principal)
+                .money("interest", *interest)
+                .money("penalty", *penalty);
         }
     }
-    let [
-        principal_due,
-        interest_due,
-        principal_paid,
-        interest_paid,
-        penalty_accrued,
-        penalty_paid,
-    ] = i_money;
-    if !i_loan.is_empty() {
-        sqlx::query(&upsert(
-            schema,
-            "installments",
-            INSTALLMENT_COLUMNS,
-            &["loan_id", "installment_no"],
-        ))
-        .bind(i_loan)
-        .bind(i_no)
-        .bind(i_due)
-        .bind(principal_due)
-        .bind(interest_due)
-        .bind(principal_paid)
-        .bind(interest_paid)
-        .bind(penalty_accrued)
-        .bind(penalty_paid)
-        .bind(i_settled)
-        .execute(&mut **tx)
-        .await?;
-    }
-    let s = ident(schema);
-    if !loans.is_empty() {
-        sqlx::query(&format!(
-            "DELETE FROM {s}.allocations WHERE loan_id = ANY($1::uuid[])"
-        ))
-        .bind(&loans)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !a_loan.is_empty() {
-        let [principal, interest, penalty] = a_money;
-        sqlx::query(&format!(
-            "INSERT INTO {s}.allocations (loan_id, payment_reference, value_date, installment_no, principal, interest, penalty)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::date[], $4::int4[], $5::numeric[], $6::numeric[], $7::numeric[])"
-        ))
-        .bind(a_loan)
-        .bind(a_reference)
-        .bind(a_value_date)
-        .bind(a_no)
-        .bind(principal)
-        .bind(interest)
-        .bind(penalty)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    vec![
+        Change::Write(installments),
+        Change::Delete {
+            table: "allocations",
+            key: "loan_id",
+            ids: replaced,
+        },
+        Change::Write(allocations),
+    ]
 }

@@ -1,4 +1,9 @@
-//! Projectors: the PostgreSQL read models, built from the event log.
+//! Projectors: the read models, built from the event log — in PostgreSQL from the
+//! JetStream stream ([`runner`]), or in one SQLite file from any event store in the same
+//! process ([`embedded`], the embedded mode). Both backends share one projection code
+//! path: the views, what a batch does with them and the rows they produce are computed
+//! once; only the statements writing rows, checkpoint, quarantine and dead letters
+//! differ, and both hold identical values.
 //!
 //! Analysts, collection teams and risk managers read the portfolio from tables that
 //! projectors derive from the JetStream stream (docs/read-models.md). Each **projection
@@ -31,15 +36,18 @@
 //! (`masked()`), or shown as `erased` after crypto-shredding; the read model never holds
 //! them in clear.
 
+mod batch;
 mod delinquency;
+pub mod embedded;
 mod health;
 mod history;
 mod portfolio;
+mod postgres;
 mod rebuild;
 mod replay;
+mod rows;
 pub mod runner;
 mod schema;
-mod sql;
 mod view;
 
 use std::sync::Arc;
@@ -186,7 +194,8 @@ impl ProjectorConfig {
 pub enum ProjectionError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("PostgreSQL: {0}")]
+    /// PostgreSQL, or the SQLite file of the embedded read models.
+    #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("schema migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -207,6 +216,9 @@ pub enum ProjectionError {
     },
     #[error("{0}")]
     Rebuild(String),
+    /// Rows computed for a table do not have the table's shape (a bug: nothing is written).
+    #[error("inconsistent rows: {0}")]
+    Rows(String),
 }
 
 impl ProjectionError {

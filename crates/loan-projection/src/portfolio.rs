@@ -13,14 +13,11 @@ use loan_domain::customer::{self, Customer, ERASED, Sensitive};
 use loan_domain::loan::{Approver, Loan, LoanEvent, LoanStatus, Verdict};
 use loan_domain::policy::RuleResult;
 use loan_domain::servicing;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::SEGMENT_RULES_VERSION;
-use crate::schema::ident;
-use crate::sql::upsert;
+use crate::rows::{OnConflict, TableRows};
 use crate::view::{
     Poison, customer_event_fits, evolve_loan, loan_event, to_i32, to_i64, wire_name,
 };
@@ -418,75 +415,9 @@ fn masked<T>(value: &Sensitive<T>, erased: bool, mask: impl Fn(&T) -> String) ->
     }
 }
 
-const CUSTOMER_COLUMNS: &[(&str, &str)] = &[
-    ("customer_id", "uuid"),
-    ("name", "text"),
-    ("gender", "text"),
-    ("birth_date", "date"),
-    ("region", "text"),
-    ("channel", "text"),
-    ("employer", "text"),
-    ("risk_appetite", "text"),
-    ("phone_masked", "text"),
-    ("national_id_masked", "text"),
-    ("bank_card_masked", "text"),
-    ("monthly_income", "numeric"),
-    ("monthly_debt_payments", "numeric"),
-    ("total_assets", "numeric"),
-    ("total_liabilities", "numeric"),
-    ("registered_on", "date"),
-    ("identity_verified_on", "date"),
-    ("identity_method", "text"),
-    ("credit_score", "int4"),
-    ("credit_score_source", "text"),
-    ("credit_assessed_on", "date"),
-    ("risk_grade", "text"),
-    ("value_tier", "text"),
-    ("segment_rules_version", "text"),
-    ("erased", "bool"),
-    ("erased_on", "date"),
-    ("version", "int8"),
-    ("last_position", "int8"),
-];
-
-/// Rewrites the rows of `customers` (one multi-row upsert). Unregistered views are skipped.
-pub(crate) async fn write_customers(
-    tx: &mut Transaction<'_, Postgres>,
-    schema: &str,
-    views: &[&CustomerView],
-) -> Result<(), sqlx::Error> {
-    #[derive(Default)]
-    struct Cols {
-        customer_id: Vec<Uuid>,
-        name: Vec<String>,
-        gender: Vec<String>,
-        birth_date: Vec<NaiveDate>,
-        region: Vec<String>,
-        channel: Vec<String>,
-        employer: Vec<Option<String>>,
-        risk_appetite: Vec<String>,
-        phone: Vec<String>,
-        national_id: Vec<String>,
-        bank_card: Vec<String>,
-        monthly_income: Vec<Decimal>,
-        monthly_debt_payments: Vec<Decimal>,
-        total_assets: Vec<Decimal>,
-        total_liabilities: Vec<Decimal>,
-        registered_on: Vec<NaiveDate>,
-        identity_verified_on: Vec<Option<NaiveDate>>,
-        identity_method: Vec<Option<String>>,
-        credit_score: Vec<Option<i32>>,
-        credit_score_source: Vec<Option<String>>,
-        credit_assessed_on: Vec<Option<NaiveDate>>,
-        risk_grade: Vec<String>,
-        value_tier: Vec<String>,
-        segment_rules_version: Vec<String>,
-        erased: Vec<bool>,
-        erased_on: Vec<Option<NaiveDate>>,
-        version: Vec<i64>,
-        last_position: Vec<i64>,
-    }
-    let mut c = Cols::default();
+/// The rows of `customers` for the given views (unregistered ones have none).
+pub(crate) fn customer_rows(views: &[&CustomerView]) -> TableRows {
+    let mut rows = TableRows::new("customers", &["customer_id"], OnConflict::Update);
     for view in views {
         let Some(profile) = view.customer.profile() else {
             continue;
@@ -499,179 +430,57 @@ pub(crate) async fn write_customers(
             .enumerate()
             .max_by_key(|(index, a)| (a.assessed_on, *index))
             .map(|(_, a)| a);
-        c.customer_id.push(view.customer_id);
-        c.name.push(profile.name.clone());
-        c.gender.push(wire_name(&profile.gender));
-        c.birth_date.push(profile.birth_date);
-        c.region.push(profile.region.clone());
-        c.channel.push(profile.channel.clone());
-        c.employer.push(profile.employer.clone());
-        c.risk_appetite.push(wire_name(&profile.risk_appetite));
-        c.phone.push(masked(&profile.phone, erased, |v| v.masked()));
-        c.national_id
-            .push(masked(&profile.national_id, erased, |v| v.masked()));
-        c.bank_card
-            .push(masked(&profile.bank_card, erased, |v| v.masked()));
         let f = &profile.financials;
-        c.monthly_income.push(f.monthly_income.amount());
-        c.monthly_debt_payments
-            .push(f.monthly_debt_payments.amount());
-        c.total_assets.push(f.total_assets.amount());
-        c.total_liabilities.push(f.total_liabilities.amount());
-        c.registered_on.push(profile.registered_on);
-        c.identity_verified_on.push(profile.identity_verified_on);
-        c.identity_method.push(
-            profile
-                .identity_verified_on
-                .and(view.identity_method.clone()),
-        );
-        c.credit_score.push(current.map(|a| i32::from(a.score)));
-        c.credit_score_source
-            .push(current.map(|a| a.source.clone()));
-        c.credit_assessed_on.push(current.map(|a| a.assessed_on));
-        c.risk_grade.push(wire_name(&profile.risk_grade()));
-        c.value_tier.push(wire_name(&profile.value_tier()));
-        c.segment_rules_version.push(SEGMENT_RULES_VERSION.into());
-        c.erased.push(erased);
-        c.erased_on.push(profile.erased_on);
-        c.version.push(to_i64(view.version));
-        c.last_position.push(to_i64(view.last_position));
+        rows.row()
+            .uuid("customer_id", view.customer_id)
+            .text("name", profile.name.clone())
+            .text("gender", wire_name(&profile.gender))
+            .date("birth_date", profile.birth_date)
+            .text("region", profile.region.clone())
+            .text("channel", profile.channel.clone())
+            .text("employer", profile.employer.clone())
+            .text("risk_appetite", wire_name(&profile.risk_appetite))
+            .text(
+                "phone_masked",
+                masked(&profile.phone, erased, |v| v.masked()),
+            )
+            .text(
+                "national_id_masked",
+                masked(&profile.national_id, erased, |v| v.masked()),
+            )
+            .text(
+                "bank_card_masked",
+                masked(&profile.bank_card, erased, |v| v.masked()),
+            )
+            .money("monthly_income", f.monthly_income.amount())
+            .money("monthly_debt_payments", f.monthly_debt_payments.amount())
+            .money("total_assets", f.total_assets.amount())
+            .money("total_liabilities", f.total_liabilities.amount())
+            .date("registered_on", profile.registered_on)
+            .date("identity_verified_on", profile.identity_verified_on)
+            .text(
+                "identity_method",
+                profile
+                    .identity_verified_on
+                    .and(view.identity_method.clone()),
+            )
+            .int4("credit_score", current.map(|a| i32::from(a.score)))
+            .text("credit_score_source", current.map(|a| a.source.clone()))
+            .date("credit_assessed_on", current.map(|a| a.assessed_on))
+            .text("risk_grade", wire_name(&profile.risk_grade()))
+            .text("value_tier", wire_name(&profile.value_tier()))
+            .text("segment_rules_version", SEGMENT_RULES_VERSION.to_owned())
+            .boolean("erased", erased)
+            .date("erased_on", profile.erased_on)
+            .int8("version", to_i64(view.version))
+            .int8("last_position", to_i64(view.last_position));
     }
-    if c.customer_id.is_empty() {
-        return Ok(());
-    }
-    let sql = upsert(schema, "customers", CUSTOMER_COLUMNS, &["customer_id"]);
-    sqlx::query(&sql)
-        .bind(c.customer_id)
-        .bind(c.name)
-        .bind(c.gender)
-        .bind(c.birth_date)
-        .bind(c.region)
-        .bind(c.channel)
-        .bind(c.employer)
-        .bind(c.risk_appetite)
-        .bind(c.phone)
-        .bind(c.national_id)
-        .bind(c.bank_card)
-        .bind(c.monthly_income)
-        .bind(c.monthly_debt_payments)
-        .bind(c.total_assets)
-        .bind(c.total_liabilities)
-        .bind(c.registered_on)
-        .bind(c.identity_verified_on)
-        .bind(c.identity_method)
-        .bind(c.credit_score)
-        .bind(c.credit_score_source)
-        .bind(c.credit_assessed_on)
-        .bind(c.risk_grade)
-        .bind(c.value_tier)
-        .bind(c.segment_rules_version)
-        .bind(c.erased)
-        .bind(c.erased_on)
-        .bind(c.version)
-        .bind(c.last_position)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    rows
 }
 
-const LOAN_COLUMNS: &[(&str, &str)] = &[
-    ("loan_id", "uuid"),
-    ("customer_id", "uuid"),
-    ("channel", "text"),
-    ("purpose", "text"),
-    ("officer_id", "text"),
-    ("status", "text"),
-    ("currency", "text"),
-    ("requested_amount", "numeric"),
-    ("term_months", "int4"),
-    ("captured_on", "date"),
-    ("submitted_on", "date"),
-    ("decided_on", "date"),
-    ("decision_outcome", "text"),
-    ("approved_on", "date"),
-    ("approved_amount", "numeric"),
-    ("annual_rate", "numeric"),
-    ("rejected_on", "date"),
-    ("withdrawn_on", "date"),
-    ("signed_on", "date"),
-    ("principal", "numeric"),
-    ("method", "text"),
-    ("first_due_date", "date"),
-    ("grace_days", "int4"),
-    ("daily_penalty_rate", "numeric"),
-    ("disbursed_on", "date"),
-    ("paid_off_on", "date"),
-    ("written_off_on", "date"),
-    ("outstanding_principal", "numeric"),
-    ("outstanding_interest", "numeric"),
-    ("outstanding_penalty", "numeric"),
-    ("total_repaid", "numeric"),
-    ("last_payment_on", "date"),
-    ("last_payment_amount", "numeric"),
-    ("next_due_date", "date"),
-    ("next_due_amount", "numeric"),
-    ("days_past_due", "int4"),
-    ("aging_bucket", "text"),
-    ("version", "int8"),
-    ("last_position", "int8"),
-    ("payments_count", "int4"),
-    ("reversed_count", "int4"),
-    ("position_date", "date"),
-];
-
-/// Rewrites the rows of `loans` (one multi-row upsert). Views before lead capture are skipped.
-pub(crate) async fn write_loans(
-    tx: &mut Transaction<'_, Postgres>,
-    schema: &str,
-    views: &[&LoanView],
-) -> Result<(), sqlx::Error> {
-    #[derive(Default)]
-    struct Cols {
-        loan_id: Vec<Uuid>,
-        customer_id: Vec<Uuid>,
-        channel: Vec<String>,
-        purpose: Vec<String>,
-        officer_id: Vec<Option<String>>,
-        status: Vec<String>,
-        currency: Vec<String>,
-        requested_amount: Vec<Decimal>,
-        term_months: Vec<i32>,
-        captured_on: Vec<NaiveDate>,
-        submitted_on: Vec<Option<NaiveDate>>,
-        decided_on: Vec<Option<NaiveDate>>,
-        decision_outcome: Vec<Option<String>>,
-        approved_on: Vec<Option<NaiveDate>>,
-        approved_amount: Vec<Option<Decimal>>,
-        annual_rate: Vec<Option<Decimal>>,
-        rejected_on: Vec<Option<NaiveDate>>,
-        withdrawn_on: Vec<Option<NaiveDate>>,
-        signed_on: Vec<Option<NaiveDate>>,
-        principal: Vec<Option<Decimal>>,
-        method: Vec<Option<String>>,
-        first_due_date: Vec<Option<NaiveDate>>,
-        grace_days: Vec<Option<i32>>,
-        daily_penalty_rate: Vec<Option<Decimal>>,
-        disbursed_on: Vec<Option<NaiveDate>>,
-        paid_off_on: Vec<Option<NaiveDate>>,
-        written_off_on: Vec<Option<NaiveDate>>,
-        outstanding_principal: Vec<Decimal>,
-        outstanding_interest: Vec<Decimal>,
-        outstanding_penalty: Vec<Decimal>,
-        total_repaid: Vec<Decimal>,
-        last_payment_on: Vec<Option<NaiveDate>>,
-        last_payment_amount: Vec<Option<Decimal>>,
-        next_due_date: Vec<Option<NaiveDate>>,
-        next_due_amount: Vec<Option<Decimal>>,
-        days_past_due: Vec<Option<i32>>,
-        aging_bucket: Vec<Option<String>>,
-        version: Vec<i64>,
-        last_position: Vec<i64>,
-        payments_count: Vec<i32>,
-        reversed_count: Vec<i32>,
-        position_date: Vec<Option<NaiveDate>>,
-    }
-    let mut c = Cols::default();
+/// The rows of `loans` for the given views (views before lead capture have none).
+pub(crate) fn loan_rows(views: &[&LoanView]) -> TableRows {
+    let mut rows = TableRows::new("loans", &["loan_id"], OnConflict::Update);
     for view in views {
         let loan = &view.loan;
         let Some(app) = loan.application() else {
@@ -690,190 +499,141 @@ pub(crate) async fn write_loans(
             _ => None,
         };
         let account = loan.account();
-        c.loan_id.push(view.loan_id);
-        c.customer_id.push(app.customer_id.0);
-        c.channel.push(app.channel.clone());
-        c.purpose.push(wire_name(&app.purpose));
-        c.officer_id.push(app.officer_id.clone());
-        c.status.push(loan.status_name().to_owned());
-        c.currency.push(app.currency.code().to_owned());
-        c.requested_amount.push(app.requested_amount.amount());
-        c.term_months.push(to_i32(app.term_months));
-        c.captured_on.push(app.captured_on);
-        c.submitted_on.push(view.submitted_on);
-        c.decided_on.push(view.decided_on);
-        c.decision_outcome.push(view.decision_outcome.clone());
-        c.approved_on.push(view.approved_on);
-        c.approved_amount
-            .push(approved.map(|(amount, _)| amount.amount()));
-        c.annual_rate.push(
-            contract
-                .map(|k| k.annual_rate.value())
-                .or(approved.map(|(_, rate)| rate.value())),
-        );
-        c.rejected_on.push(view.rejected_on);
-        c.withdrawn_on.push(view.withdrawn_on);
-        c.signed_on.push(contract.map(|k| k.signed_on));
-        c.principal.push(contract.map(|k| k.principal.amount()));
-        c.method.push(contract.map(|k| wire_name(&k.method)));
-        c.first_due_date.push(contract.map(|k| k.first_due_date));
-        c.grace_days.push(contract.map(|k| to_i32(k.grace_days)));
-        c.daily_penalty_rate
-            .push(contract.map(|k| k.daily_penalty_rate.value()));
-        c.disbursed_on.push(account.map(|a| a.disbursed_on));
-        c.paid_off_on.push(view.paid_off_on);
-        c.written_off_on
-            .push(account.and_then(|a| a.written_off_on));
         let outstanding = account.map(|a| a.outstanding()).unwrap_or_default();
-        c.outstanding_principal.push(outstanding.principal.amount());
-        c.outstanding_interest.push(outstanding.interest.amount());
-        c.outstanding_penalty.push(outstanding.penalty.amount());
         let payments = account.map_or(&[][..], |a| &a.payments[..]);
-        c.total_repaid.push(
-            payments
-                .iter()
-                .fold(Money::ZERO, |sum, p| sum.saturating_add(p.amount))
-                .amount(),
-        );
         // The latest counted payment: by value date, then recording order.
         let last = payments
             .iter()
             .enumerate()
             .max_by_key(|(index, p)| (p.value_date, *index))
             .map(|(_, p)| p);
-        c.last_payment_on.push(last.map(|p| p.value_date));
-        c.last_payment_amount.push(last.map(|p| p.amount.amount()));
         let next = match loan {
             Loan::Disbursed(a) | Loan::Repaying(a) | Loan::Overdue(a) => {
                 servicing::next_due(&a.schedule, &a.position, a.position_date)
             }
             _ => None,
         };
-        c.next_due_date.push(next.map(|n| n.due_date));
-        c.next_due_amount.push(next.map(|n| n.amount.amount()));
-        c.days_past_due
-            .push(account.map(|a| to_i32(a.days_past_due())));
-        c.aging_bucket
-            .push(account.map(|a| a.bucket.as_str().to_owned()));
-        c.version.push(to_i64(view.version));
-        c.last_position.push(to_i64(view.last_position));
-        c.payments_count
-            .push(i32::try_from(payments.len()).unwrap_or(i32::MAX));
-        c.reversed_count.push(account.map_or(0, |a| {
-            i32::try_from(a.reversed_references.len()).unwrap_or(i32::MAX)
-        }));
-        c.position_date.push(account.map(|a| a.position_date));
+        rows.row()
+            .uuid("loan_id", view.loan_id)
+            .uuid("customer_id", app.customer_id.0)
+            .text("channel", app.channel.clone())
+            .text("purpose", wire_name(&app.purpose))
+            .text("officer_id", app.officer_id.clone())
+            .text("status", loan.status_name().to_owned())
+            .text("currency", app.currency.code().to_owned())
+            .money("requested_amount", app.requested_amount.amount())
+            .int4("term_months", to_i32(app.term_months))
+            .date("captured_on", app.captured_on)
+            .date("submitted_on", view.submitted_on)
+            .date("decided_on", view.decided_on)
+            .text("decision_outcome", view.decision_outcome.clone())
+            .date("approved_on", view.approved_on)
+            .money(
+                "approved_amount",
+                approved.map(|(amount, _)| amount.amount()),
+            )
+            .decimal(
+                "annual_rate",
+                contract
+                    .map(|k| k.annual_rate.value())
+                    .or(approved.map(|(_, rate)| rate.value())),
+            )
+            .date("rejected_on", view.rejected_on)
+            .date("withdrawn_on", view.withdrawn_on)
+            .date("signed_on", contract.map(|k| k.signed_on))
+            .money("principal", contract.map(|k| k.principal.amount()))
+            .text("method", contract.map(|k| wire_name(&k.method)))
+            .date("first_due_date", contract.map(|k| k.first_due_date))
+            .int4("grace_days", contract.map(|k| to_i32(k.grace_days)))
+            .decimal(
+                "daily_penalty_rate",
+                contract.map(|k| k.daily_penalty_rate.value()),
+            )
+            .date("disbursed_on", account.map(|a| a.disbursed_on))
+            .date("paid_off_on", view.paid_off_on)
+            .date("written_off_on", account.and_then(|a| a.written_off_on))
+            .money("outstanding_principal", outstanding.principal.amount())
+            .money("outstanding_interest", outstanding.interest.amount())
+            .money("outstanding_penalty", outstanding.penalty.amount())
+            .money(
+                "total_repaid",
+                payments
+                    .iter()
+                    .fold(Money::ZERO, |sum, p| sum.saturating_add(p.amount))
+                    .amount(),
+            )
+            .date("last_payment_on", last.map(|p| p.value_date))
+            .money("last_payment_amount", last.map(|p| p.amount.amount()))
+            .date("next_due_date", next.map(|n| n.due_date))
+            .money("next_due_amount", next.map(|n| n.amount.amount()))
+            .int4("days_past_due", account.map(|a| to_i32(a.days_past_due())))
+            .text(
+                "aging_bucket",
+                account.map(|a| a.bucket.as_str().to_owned()),
+            )
+            .int8("version", to_i64(view.version))
+            .int8("last_position", to_i64(view.last_position))
+            .int4(
+                "payments_count",
+                i32::try_from(payments.len()).unwrap_or(i32::MAX),
+            )
+            .int4(
+                "reversed_count",
+                account.map_or(0, |a| {
+                    i32::try_from(a.reversed_references.len()).unwrap_or(i32::MAX)
+                }),
+            )
+            .date("position_date", account.map(|a| a.position_date));
     }
-    if c.loan_id.is_empty() {
-        return Ok(());
-    }
-    let sql = upsert(schema, "loans", LOAN_COLUMNS, &["loan_id"]);
-    sqlx::query(&sql)
-        .bind(c.loan_id)
-        .bind(c.customer_id)
-        .bind(c.channel)
-        .bind(c.purpose)
-        .bind(c.officer_id)
-        .bind(c.status)
-        .bind(c.currency)
-        .bind(c.requested_amount)
-        .bind(c.term_months)
-        .bind(c.captured_on)
-        .bind(c.submitted_on)
-        .bind(c.decided_on)
-        .bind(c.decision_outcome)
-        .bind(c.approved_on)
-        .bind(c.approved_amount)
-        .bind(c.annual_rate)
-        .bind(c.rejected_on)
-        .bind(c.withdrawn_on)
-        .bind(c.signed_on)
-        .bind(c.principal)
-        .bind(c.method)
-        .bind(c.first_due_date)
-        .bind(c.grace_days)
-        .bind(c.daily_penalty_rate)
-        .bind(c.disbursed_on)
-        .bind(c.paid_off_on)
-        .bind(c.written_off_on)
-        .bind(c.outstanding_principal)
-        .bind(c.outstanding_interest)
-        .bind(c.outstanding_penalty)
-        .bind(c.total_repaid)
-        .bind(c.last_payment_on)
-        .bind(c.last_payment_amount)
-        .bind(c.next_due_date)
-        .bind(c.next_due_amount)
-        .bind(c.days_past_due)
-        .bind(c.aging_bucket)
-        .bind(c.version)
-        .bind(c.last_position)
-        .bind(c.payments_count)
-        .bind(c.reversed_count)
-        .bind(c.position_date)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    rows
 }
 
-/// Appends the history rows (idempotent: a row already there is left as it is).
-pub(crate) async fn write_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    schema: &str,
-    rows: PortfolioRows,
-) -> Result<(), sqlx::Error> {
-    let s = ident(schema);
-    if !rows.credit_scores.is_empty() {
-        let r = rows.credit_scores;
-        sqlx::query(&format!(
-            "INSERT INTO {s}.credit_scores (customer_id, assessed_on, score, source, position)
-             SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int4[], $4::text[], $5::int8[])
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(r.iter().map(|x| x.customer_id).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.assessed_on).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.score).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.source.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.position).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
+impl PortfolioRows {
+    /// The history rows as appends (idempotent: a row already there is left as it is).
+    pub(crate) fn into_tables(self) -> [TableRows; 3] {
+        let mut scores = TableRows::new(
+            "credit_scores",
+            &["customer_id", "position"],
+            OnConflict::Ignore,
+        );
+        for x in self.credit_scores {
+            scores
+                .row()
+                .uuid("customer_id", x.customer_id)
+                .date("assessed_on", x.assessed_on)
+                .int4("score", x.score)
+                .text("source", x.source)
+                .int8("position", x.position);
+        }
+        let mut timeline =
+            TableRows::new("loan_timeline", &["loan_id", "version"], OnConflict::Ignore);
+        for x in self.timeline {
+            timeline
+                .row()
+                .uuid("loan_id", x.loan_id)
+                .int8("position", x.position)
+                .int8("version", x.version)
+                .text("event_type", x.event_type)
+                .date("business_date", x.business_date)
+                .timestamp("recorded_at", x.recorded_at)
+                .text("actor_id", x.actor_id)
+                .text("summary", x.summary)
+                .json("details", x.details);
+        }
+        let mut decisions =
+            TableRows::new("decisions", &["loan_id", "position"], OnConflict::Ignore);
+        for x in self.decisions {
+            decisions
+                .row()
+                .uuid("loan_id", x.loan_id)
+                .date("decided_on", x.decided_on)
+                .text("rule_set_version", x.rule_set_version)
+                .text("outcome", x.outcome)
+                .json("reasons", x.reasons)
+                .int8("position", x.position)
+                .text("decided_by", x.decided_by)
+                .text("actor_id", x.actor_id);
+        }
+        [scores, timeline, decisions]
     }
-    if !rows.timeline.is_empty() {
-        let r = rows.timeline;
-        sqlx::query(&format!(
-            "INSERT INTO {s}.loan_timeline (loan_id, position, version, event_type, business_date, recorded_at, actor_id, summary, details)
-             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::date[], $6::timestamptz[], $7::text[], $8::text[], $9::jsonb[])
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(r.iter().map(|x| x.loan_id).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.position).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.version).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.event_type.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.business_date).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.recorded_at).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.actor_id.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
-        .bind(r.into_iter().map(|x| x.details).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !rows.decisions.is_empty() {
-        let r = rows.decisions;
-        sqlx::query(&format!(
-            "INSERT INTO {s}.decisions (loan_id, decided_on, rule_set_version, outcome, reasons, position, decided_by, actor_id)
-             SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::text[], $4::text[], $5::jsonb[], $6::int8[], $7::text[], $8::text[])
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(r.iter().map(|x| x.loan_id).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.decided_on).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.rule_set_version.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.outcome.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.reasons.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.position).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.decided_by.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.actor_id.clone()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }

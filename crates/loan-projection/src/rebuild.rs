@@ -74,6 +74,28 @@ pub struct TableComparison {
     pub examples_only_replayed: Vec<String>,
 }
 
+impl TableComparison {
+    /// A table compared: the rows found on one side only (each as text, in order) and
+    /// the row counts; keeps the first `examples` of each side.
+    pub(crate) fn new(
+        table: &str,
+        (live_rows, replayed_rows): (u64, u64),
+        only_live: Vec<String>,
+        only_replayed: Vec<String>,
+        examples: usize,
+    ) -> Self {
+        TableComparison {
+            table: table.to_owned(),
+            live_rows,
+            replayed_rows,
+            only_live: only_live.len() as u64,
+            only_replayed: only_replayed.len() as u64,
+            examples_only_live: only_live.into_iter().take(examples).collect(),
+            examples_only_replayed: only_replayed.into_iter().take(examples).collect(),
+        }
+    }
+}
+
 /// Replays the whole log for `group` into a scratch schema and compares it with the live
 /// tables row by row, then drops the scratch schema. The live projection must have
 /// caught up with the stream (its checkpoint at the stream head), so both sides stand at
@@ -148,15 +170,16 @@ async fn compare_replay(
         let only_replayed: Vec<String> = sqlx::query_scalar(&only(&replayed, &live))
             .fetch_all(&env.pool)
             .await?;
-        tables.push(TableComparison {
-            table: (*table).to_owned(),
-            live_rows: u64::try_from(live_rows).unwrap_or(0),
-            replayed_rows: u64::try_from(replayed_rows).unwrap_or(0),
-            only_live: only_live.len() as u64,
-            only_replayed: only_replayed.len() as u64,
-            examples_only_live: only_live.into_iter().take(examples).collect(),
-            examples_only_replayed: only_replayed.into_iter().take(examples).collect(),
-        });
+        tables.push(TableComparison::new(
+            table,
+            (
+                u64::try_from(live_rows).unwrap_or(0),
+                u64::try_from(replayed_rows).unwrap_or(0),
+            ),
+            only_live,
+            only_replayed,
+            examples,
+        ));
     }
     Ok(ReplayComparison {
         group: target.group.name().to_owned(),

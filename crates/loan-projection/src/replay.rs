@@ -12,9 +12,10 @@
 use loan_store::AggregateRef;
 use tracing::info;
 
-use crate::runner::{Target, owned_tables, replay_history, write_views};
+use crate::postgres;
+use crate::runner::{Target, owned_tables, replay_history};
 use crate::schema::ident;
-use crate::view::{View, to_i64};
+use crate::view::{self, View, to_i64};
 use crate::{Env, Group, ProjectionError, ProjectorConfig};
 
 /// What a replay did.
@@ -73,7 +74,12 @@ pub(crate) async fn replay_in(
     }
     let version = view.version();
     let views: Vec<&View> = vec![&view];
-    write_views(&mut tx, target.group, &target.schema, &views, rows).await?;
+    postgres::write(
+        &mut tx,
+        &target.schema,
+        view::changes(target.group, &views, rows),
+    )
+    .await?;
     let cleared = sqlx::query(
         "DELETE FROM projection.quarantine WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
     )

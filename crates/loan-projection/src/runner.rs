@@ -24,7 +24,7 @@
 //! Only one instance per group is active at a time: the projector holds a PostgreSQL
 //! advisory lock per projection (others wait as standbys).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -34,22 +34,23 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures::StreamExt;
-use loan_contract::EventEnvelope;
 use loan_domain::AggregateType;
 use loan_engine::CommitReader;
-use loan_store::{AggregateRef, Commit, StoreError};
+use loan_store::AggregateRef;
 use lru::LruCache;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Transaction};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use crate::delinquency::write_books;
+use crate::batch::{
+    DeadLetter, Fold, Item, Origin, QuarantineRow, decode_commit, fold_history, payload_json,
+};
 use crate::history::{aggregate_of_subject, parse_commit, raw_history};
-use crate::portfolio::{write_customers, write_loans, write_rows};
+use crate::postgres;
 use crate::schema::{LIVE_SCHEMA, ident};
-use crate::view::{self, Poison, Rows, View, handles, to_i64};
+use crate::view::{Poison, Rows, View, handles, to_i64};
 use crate::{Env, Group, ProjectionError, ProjectorConfig};
 
 /// One message of the event stream: a commit at a position.
@@ -100,40 +101,14 @@ impl Target {
     }
 }
 
-/// A commit, decoded as far as possible.
-enum Item {
-    /// An aggregate type the group does not read.
-    Ignore,
-    /// Cannot be applied; `aggregate` when the subject names one.
-    Poison {
-        aggregate: Option<AggregateRef>,
-        poison: Poison,
-    },
-    Apply {
-        aggregate: AggregateRef,
-        commit: Commit,
-        events: Vec<EventEnvelope>,
-    },
-}
+impl Origin for EventMessage {
+    fn subject(&self) -> String {
+        self.subject.clone()
+    }
 
-struct QuarantineRow {
-    aggregate: AggregateRef,
-    position: u64,
-    poison: Poison,
-}
-
-struct DeadLetter {
-    position: u64,
-    subject: String,
-    aggregate: Option<AggregateRef>,
-    event_type: Option<String>,
-    reason: String,
-    payload: Value,
-}
-
-fn payload_json(payload: &[u8]) -> Value {
-    serde_json::from_slice(payload)
-        .unwrap_or_else(|_| json!({ "unparsed": String::from_utf8_lossy(payload) }))
+    fn payload(&self) -> Value {
+        payload_json(&self.payload)
+    }
 }
 
 /// Runs every configured group until `shutdown` completes.
@@ -345,140 +320,18 @@ impl GroupProjector {
             return Ok(outcome);
         };
         let items = self.decode(&fresh).await?;
-        let mut preloaded = self.preload(&items).await?;
+        let preloaded = self.preload(&items).await?;
 
         let mut tx = self.env.pool.begin().await?;
         self.lock_checkpoint(&mut tx).await?;
 
-        let mut working: HashMap<AggregateRef, View> = HashMap::new();
-        let mut dirty: Vec<AggregateRef> = Vec::new();
-        let mut dirty_set: HashSet<AggregateRef> = HashSet::new();
-        let mut rows = Rows::default();
-        let mut quarantined = self.quarantined.clone();
-        let mut new_quarantine: Vec<QuarantineRow> = Vec::new();
-        let mut dead: Vec<DeadLetter> = Vec::new();
-
+        let mut fold = Fold::new(self.target.group, self.quarantined.clone(), preloaded);
         for (message, item) in fresh.iter().zip(items) {
-            let position = message.position;
-            let dead_letter = |aggregate: Option<AggregateRef>, poison: &Poison| DeadLetter {
-                position,
-                subject: message.subject.clone(),
-                aggregate,
-                event_type: poison.event_type.clone(),
-                reason: poison.reason.clone(),
-                payload: payload_json(&message.payload),
-            };
-            match item {
-                Item::Ignore => outcome.applied += 1,
-                Item::Poison { aggregate, poison } => {
-                    let since = aggregate.and_then(|a| quarantined.get(&a).copied());
-                    let poison = match since {
-                        Some(since) => Poison {
-                            reason: format!(
-                                "the aggregate is quarantined since position {since}; this commit: {}",
-                                poison.reason
-                            ),
-                            ..poison
-                        },
-                        None => poison,
-                    };
-                    if let Some(aggregate) = aggregate {
-                        if let std::collections::hash_map::Entry::Vacant(slot) =
-                            quarantined.entry(aggregate)
-                        {
-                            slot.insert(position);
-                            new_quarantine.push(QuarantineRow {
-                                aggregate,
-                                position,
-                                poison: poison.clone(),
-                            });
-                        }
-                    }
-                    dead.push(dead_letter(aggregate, &poison));
-                }
-                Item::Apply {
-                    aggregate,
-                    commit,
-                    events,
-                } => {
-                    if let Some(since) = quarantined.get(&aggregate) {
-                        let poison = Poison::new(
-                            events.first().map(|e| e.event.type_name()),
-                            format!("the aggregate is quarantined since position {since}"),
-                        );
-                        dead.push(dead_letter(Some(aggregate), &poison));
-                        continue;
-                    }
-                    let view = match working.entry(aggregate) {
-                        std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            let start = match self.cache.get(&aggregate) {
-                                Some(view) => Ok(view.clone()),
-                                None => preloaded.remove(&aggregate).unwrap_or_else(|| {
-                                    Ok(View::empty(self.target.group, aggregate))
-                                }),
-                            };
-                            match start {
-                                Ok(view) => slot.insert(view),
-                                Err(poison) => {
-                                    quarantined.insert(aggregate, position);
-                                    dead.push(dead_letter(Some(aggregate), &poison));
-                                    new_quarantine.push(QuarantineRow {
-                                        aggregate,
-                                        position,
-                                        poison,
-                                    });
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    let before = view.clone();
-                    let mut commit_rows = Rows::default();
-                    match view::apply(view, position, &commit, &events, &mut commit_rows) {
-                        Ok(()) => {
-                            outcome.applied += 1;
-                            rows.extend(commit_rows);
-                            let changed = match view {
-                                View::Book(book) => book.book_changed,
-                                _ => true,
-                            };
-                            if changed && dirty_set.insert(aggregate) {
-                                dirty.push(aggregate);
-                            }
-                        }
-                        Err(poison) => {
-                            *view = before;
-                            quarantined.insert(aggregate, position);
-                            dead.push(dead_letter(Some(aggregate), &poison));
-                            new_quarantine.push(QuarantineRow {
-                                aggregate,
-                                position,
-                                poison,
-                            });
-                        }
-                    }
-                }
-            }
+            fold.push(&mut self.cache, message.position, item, message);
         }
-
-        let views: Vec<&View> = dirty.iter().filter_map(|a| working.get(a)).collect();
-        write_views(
-            &mut tx,
-            self.target.group,
-            &self.target.schema,
-            &views,
-            rows,
-        )
-        .await?;
-        write_quarantine(&mut tx, &self.target, &new_quarantine).await?;
-        write_dead_letters(&mut tx, &self.target.projection, &dead).await?;
-        let error = new_quarantine.first().map(|q| {
-            format!(
-                "quarantined {} at position {}: {}",
-                q.aggregate, q.position, q.poison.reason
-            )
-        });
+        postgres::write(&mut tx, &self.target.schema, fold.changes()).await?;
+        write_quarantine(&mut tx, &self.target, &fold.new_quarantine).await?;
+        write_dead_letters(&mut tx, &self.target.projection, &fold.dead).await?;
         sqlx::query(
             "UPDATE projection.checkpoints SET last_sequence = $2, updated_at = now(),
                  last_error = COALESCE($3, last_error),
@@ -487,30 +340,21 @@ impl GroupProjector {
         )
         .bind(&self.target.projection)
         .bind(to_i64(last_position))
-        .bind(error)
+        .bind(fold.error())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
 
-        for row in &new_quarantine {
+        for row in &fold.new_quarantine {
             warn!(projection = %self.target.projection, aggregate = %row.aggregate, position = row.position, reason = %row.poison.reason, "aggregate quarantined");
         }
-        for (aggregate, mut view) in working {
-            if quarantined.contains_key(&aggregate) {
-                self.cache.pop(&aggregate);
-            } else {
-                if let View::Book(book) = &mut view {
-                    book.committed();
-                }
-                self.cache.put(aggregate, view);
-            }
-        }
-        self.quarantined = quarantined;
+        outcome.applied = fold.applied;
+        outcome.dead_lettered = fold.dead.len();
+        outcome.quarantined = fold.new_quarantine.len();
+        self.quarantined = fold.settle(&mut self.cache);
         self.checkpoint = last_position;
         self.allow_gap = false;
         outcome.checkpoint = last_position;
-        outcome.dead_lettered = dead.len();
-        outcome.quarantined = new_quarantine.len();
         debug!(projection = %self.target.projection, ?outcome, "batch applied");
         Ok(outcome)
     }
@@ -748,35 +592,13 @@ async fn decode_one(
     position: u64,
     payload: &[u8],
 ) -> Result<Item, ProjectionError> {
-    let mut commit = match parse_commit(payload, aggregate) {
-        Ok(commit) => commit,
-        Err(reason) => {
-            return Ok(Item::Poison {
-                aggregate,
-                poison: Poison::new(None, reason),
-            });
-        }
-    };
-    // The projector needs the commit's metadata and its decoded events, not the stored
-    // form: the stored events are consumed by decoding (no copy of each event).
-    let event_type = commit.events.first().map(|e| e.event_type.clone());
-    let stored = std::mem::take(&mut commit.events);
-    match reader.decode_events(position, stored).await {
-        Ok(events) => Ok(Item::Apply {
-            aggregate: commit.aggregate,
-            commit,
-            events,
-        }),
-        Err(StoreError::Unavailable { context, .. }) => Err(ProjectionError::Nats {
-            context,
-            message: "the key store is unavailable".into(),
-        }),
-        Err(error) => Ok(Item::Poison {
-            aggregate: Some(commit.aggregate),
-            poison: Poison {
-                event_type,
-                reason: error.to_string(),
-            },
+    match parse_commit(payload, aggregate) {
+        // The projector needs the commit's metadata and its decoded events, not the
+        // stored form: the stored events are consumed by decoding (no copy of each event).
+        Ok(commit) => decode_commit(reader, position, commit).await,
+        Err(reason) => Ok(Item::Poison {
+            aggregate,
+            poison: Poison::new(None, reason),
         }),
     }
 }
@@ -803,8 +625,7 @@ pub(crate) async fn replay_history(
     let subject = env.subjects.events(aggregate.aggregate_type, aggregate.id);
     let raw = raw_history(&env.stream, &subject, up_to).await?;
     let mut reader = CommitReader::new(&env.vault);
-    let mut view = View::empty(group, aggregate);
-    let mut rows = Rows::default();
+    let mut commits = Vec::with_capacity(raw.len());
     for commit in raw {
         let item = decode_one(
             &mut reader,
@@ -813,22 +634,9 @@ pub(crate) async fn replay_history(
             &commit.payload,
         )
         .await?;
-        let outcome = match item {
-            Item::Apply {
-                commit: c, events, ..
-            } => view::apply(&mut view, commit.position, &c, &events, &mut rows),
-            Item::Poison { poison, .. } => Err(poison),
-            Item::Ignore => Ok(()),
-        };
-        if let Err(poison) = outcome {
-            let poison = Poison {
-                reason: format!("at position {}: {}", commit.position, poison.reason),
-                ..poison
-            };
-            return Ok((Err(poison), rows));
-        }
+        commits.push((commit.position, item));
     }
-    Ok((Ok(view), rows))
+    Ok(fold_history(group, aggregate, commits))
 }
 
 async fn load_quarantine<'e>(
@@ -855,47 +663,6 @@ async fn load_quarantine<'e>(
             ))
         })
         .collect())
-}
-
-/// Writes the rows of changed views and the history rows of a group.
-pub(crate) async fn write_views(
-    tx: &mut Transaction<'_, Postgres>,
-    group: Group,
-    schema: &str,
-    views: &[&View],
-    rows: Rows,
-) -> Result<(), sqlx::Error> {
-    match group {
-        Group::Portfolio => {
-            let customers: Vec<_> = views
-                .iter()
-                .filter_map(|v| match v {
-                    View::Customer(c) => Some(c.as_ref()),
-                    _ => None,
-                })
-                .collect();
-            let loans: Vec<_> = views
-                .iter()
-                .filter_map(|v| match v {
-                    View::Loan(l) => Some(l.as_ref()),
-                    _ => None,
-                })
-                .collect();
-            write_customers(tx, schema, &customers).await?;
-            write_loans(tx, schema, &loans).await?;
-            write_rows(tx, schema, rows.portfolio).await
-        }
-        Group::Delinquency => {
-            let books: Vec<_> = views
-                .iter()
-                .filter_map(|v| match v {
-                    View::Book(b) => Some(b.as_ref()),
-                    _ => None,
-                })
-                .collect();
-            write_books(tx, schema, &books).await
-        }
-    }
 }
 
 /// The tables whose rows a group flags stale for an aggregate type, with the key column.
@@ -933,16 +700,6 @@ pub(crate) fn owned_tables(
     }
 }
 
-fn stale_reason(row: &QuarantineRow) -> String {
-    match &row.poison.event_type {
-        Some(event_type) => format!(
-            "position {} ({event_type}): {}",
-            row.position, row.poison.reason
-        ),
-        None => format!("position {}: {}", row.position, row.poison.reason),
-    }
-}
-
 async fn write_quarantine(
     tx: &mut Transaction<'_, Postgres>,
     target: &Target,
@@ -971,7 +728,7 @@ async fn write_quarantine(
                 "UPDATE {s}.{table} SET stale = true, stale_reason = $2 WHERE {key} = $1"
             ))
             .bind(row.aggregate.id)
-            .bind(stale_reason(row))
+            .bind(row.stale_reason())
             .execute(&mut **tx)
             .await?;
         }

@@ -14,8 +14,9 @@ use loan_store::{AggregateRef, Commit};
 use serde::Serialize;
 
 use crate::Group;
-use crate::delinquency::BookView;
-use crate::portfolio::{CustomerView, LoanView, PortfolioRows};
+use crate::delinquency::{BookView, book_changes};
+use crate::portfolio::{CustomerView, LoanView, PortfolioRows, customer_rows, loan_rows};
+use crate::rows::Change;
 
 /// Why a commit cannot be applied to its aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,45 @@ pub(crate) struct Rows {
 impl Rows {
     pub(crate) fn extend(&mut self, other: Rows) {
         self.portfolio.extend(other.portfolio);
+    }
+}
+
+/// The rows of changed views and the history rows of a group, as the writes to make
+/// (in order): the one computation both database backends write.
+pub(crate) fn changes(group: Group, views: &[&View], rows: Rows) -> Vec<Change> {
+    match group {
+        Group::Portfolio => {
+            let customers: Vec<&CustomerView> = views
+                .iter()
+                .filter_map(|v| match v {
+                    View::Customer(c) => Some(c.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            let loans: Vec<&LoanView> = views
+                .iter()
+                .filter_map(|v| match v {
+                    View::Loan(l) => Some(l.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            let mut out = vec![
+                Change::Write(customer_rows(&customers)),
+                Change::Write(loan_rows(&loans)),
+            ];
+            out.extend(rows.portfolio.into_tables().map(Change::Write));
+            out
+        }
+        Group::Delinquency => {
+            let books: Vec<&BookView> = views
+                .iter()
+                .filter_map(|v| match v {
+                    View::Book(b) => Some(b.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            book_changes(&books)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::harness::{World, pool, project, script, snapshot};
+use crate::harness::{Lender, World, pool, project, script, snapshot};
 
 async fn quarantine(db: &PgPool) -> Vec<(String, Uuid, Option<String>)> {
     sqlx::query_as("SELECT projection, aggregate_id, event_type FROM projection.quarantine ORDER BY projection, position")

@@ -9,14 +9,16 @@ use loan_contract::{AnyEvent, CommandReply, Subjects};
 use loan_domain::CommandKind;
 use loan_domain::loan::LoanEvent;
 use loan_engine::{Engine, EngineConfig, MasterKey, Vault};
+use loan_projection::embedded::{EmbeddedOptions, EmbeddedProjector};
 use loan_projection::{Group, GroupProjector, ProjectorConfig};
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
-use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
+use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig, MemoryKeyStore};
+use loan_store::memory::MemoryStore;
 use loan_testkit::NatsServer;
 use loan_testkit::postgres::TestDatabase;
 use loan_testkit::synthetic::{bank_card, national_id};
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 /// 09:30 in Beijing on `date` (the engine's business day is UTC+8).
@@ -65,34 +67,6 @@ impl World {
             master_key,
             engine,
         }
-    }
-
-    /// Sends a command on business day `today`; panics if it is refused.
-    pub(crate) async fn send(
-        &self,
-        today: &str,
-        kind: CommandKind,
-        roles: &[&str],
-        payload: Value,
-    ) -> CommandReply {
-        let body = json!({
-            "command_id": Uuid::now_v7(),
-            "actor": { "id": format!("test-{}", roles.first().copied().unwrap_or("nobody")), "roles": roles },
-            "correlation_id": Uuid::now_v7(),
-            "payload": payload,
-        });
-        let reply = self
-            .engine
-            .execute(
-                kind,
-                &serde_json::to_vec(&body).expect("json"),
-                morning(today),
-            )
-            .await;
-        if let CommandReply::Error { error } = &reply {
-            panic!("{kind} refused: {error:?}");
-        }
-        reply
     }
 
     /// A projector configuration on `database` with consumers named `<prefix>-<group>`.
@@ -155,6 +129,195 @@ impl World {
         .await
         .expect("stored");
     }
+}
+
+/// Where the scripted commands go: the real engine, on JetStream ([`World`]) or on the
+/// in-memory log of the embedded mode ([`LocalWorld`]).
+pub(crate) trait Lender {
+    fn engine_execute(
+        &self,
+        kind: CommandKind,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = CommandReply>;
+
+    /// Sends a command on business day `today`; panics if it is refused.
+    async fn send(
+        &self,
+        today: &str,
+        kind: CommandKind,
+        roles: &[&str],
+        payload: Value,
+    ) -> CommandReply {
+        let body = json!({
+            "command_id": Uuid::now_v7(),
+            "actor": { "id": format!("test-{}", roles.first().copied().unwrap_or("nobody")), "roles": roles },
+            "correlation_id": Uuid::now_v7(),
+            "payload": payload,
+        });
+        let reply = self
+            .engine_execute(
+                kind,
+                &serde_json::to_vec(&body).expect("json"),
+                morning(today),
+            )
+            .await;
+        if let CommandReply::Error { error } = &reply {
+            panic!("{kind} refused: {error:?}");
+        }
+        reply
+    }
+}
+
+impl Lender for World {
+    async fn engine_execute(
+        &self,
+        kind: CommandKind,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> CommandReply {
+        self.engine.execute(kind, body, now).await
+    }
+}
+
+/// The embedded mode's setting: the engine on an in-memory log and key store, no server.
+pub(crate) struct LocalWorld {
+    pub(crate) store: MemoryStore,
+    pub(crate) keys: Arc<MemoryKeyStore>,
+    pub(crate) master_key: MasterKey,
+    pub(crate) engine: Engine<MemoryStore>,
+}
+
+impl LocalWorld {
+    pub(crate) fn new() -> Self {
+        let store = MemoryStore::new();
+        let keys = Arc::new(MemoryKeyStore::new());
+        let master_key = MasterKey::generate();
+        let engine = Engine::new(
+            store.clone(),
+            Vault::new(&master_key, keys.clone()),
+            EngineConfig::default(),
+        );
+        LocalWorld {
+            store,
+            keys,
+            master_key,
+            engine,
+        }
+    }
+
+    /// A vault with the engine's keys, for a projector.
+    pub(crate) fn vault(&self) -> Vault {
+        Vault::new(&self.master_key, self.keys.clone())
+    }
+
+    /// The log's last position.
+    pub(crate) fn head(&self) -> u64 {
+        self.store.raw().len() as u64
+    }
+
+    /// An embedded projector of this log into the SQLite file at `path`.
+    pub(crate) async fn projector(
+        &self,
+        path: &std::path::Path,
+        batch_size: usize,
+    ) -> EmbeddedProjector<MemoryStore> {
+        let options = EmbeddedOptions {
+            batch_size,
+            ..EmbeddedOptions::default()
+        };
+        EmbeddedProjector::open(path, Arc::new(self.store.clone()), self.vault(), options)
+            .await
+            .expect("open the embedded projector")
+    }
+}
+
+impl Lender for LocalWorld {
+    async fn engine_execute(
+        &self,
+        kind: CommandKind,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> CommandReply {
+        self.engine.execute(kind, body, now).await
+    }
+}
+
+/// A fresh SQLite file path in the temp directory, removed (with its WAL) on drop.
+pub(crate) struct SqliteFile(pub(crate) std::path::PathBuf);
+
+impl SqliteFile {
+    pub(crate) fn new(label: &str) -> Self {
+        SqliteFile(std::env::temp_dir().join(format!(
+            "loan-projection-{label}-{}.sqlite",
+            Uuid::now_v7().simple()
+        )))
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Every read-model table of a SQLite file, each as its rows in JSON, sorted: equal
+/// snapshots are equal tables row for row.
+pub(crate) async fn sqlite_snapshot(pool: &SqlitePool) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for table in READ_MODEL_TABLES {
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                .bind(table)
+                .fetch_all(pool)
+                .await
+                .expect("columns");
+        assert!(!columns.is_empty(), "SQLite has table {table}");
+        let object = columns
+            .iter()
+            .map(|c| format!("'{c}', {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT json_object({object}) FROM {table} ORDER BY 1"
+        ))
+        .fetch_all(pool)
+        .await
+        .expect("rows");
+        out.insert((*table).to_owned(), rows);
+    }
+    out
+}
+
+/// The read-model tables (both backends).
+pub(crate) const READ_MODEL_TABLES: &[&str] = &[
+    "allocations",
+    "credit_scores",
+    "customers",
+    "decisions",
+    "delinquency_snapshots",
+    "installments",
+    "loan_timeline",
+    "loans",
+];
+
+/// A checkpoint of the embedded read models.
+pub(crate) async fn sqlite_checkpoint(pool: &SqlitePool, projection: &str) -> u64 {
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE projection = ?")
+            .bind(projection)
+            .fetch_optional(pool)
+            .await
+            .expect("checkpoint");
+    u64::try_from(last.unwrap_or(0)).expect("position")
 }
 
 /// Projects every group of `config` up to the stream head, without interruption.
@@ -231,7 +394,7 @@ fn registration(
 }
 
 /// The scripted portfolio: three customers (one erased), three loans.
-pub(crate) async fn script(w: &World) -> Portfolio {
+pub(crate) async fn script(w: &impl Lender) -> Portfolio {
     let p = Portfolio {
         c1: Uuid::now_v7(),
         c2: Uuid::now_v7(),

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::harness::{World, pool, script, snapshot};
+use crate::harness::{Lender, World, pool, script, snapshot};
 
 #[tokio::test]
 async fn rebuild_equals_incremental_and_switches_atomically() {
