@@ -23,6 +23,8 @@ pub mod rules;
 pub mod worker;
 
 pub use calendar::BusinessCalendar;
+/// The clock is an input: the system clock in the binary, a manual one in tests and the demo.
+pub use loan_engine::clock;
 pub use rules::{Action, Effect, Rule, RuleConfig};
 pub use worker::{DispatchReport, Worker, WorkerConfig, run, sweep};
 
