@@ -350,3 +350,39 @@ fn watch_one(
         })),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn action_ids_are_stable_and_distinct_per_rule_and_subject() {
+        let loan = "0190f0a0-0000-7000-8000-000000000001";
+        let first = action_id(Rule::DelinquencySweep, &format!("{loan}/2026-02-09"));
+        assert_eq!(
+            first,
+            action_id(Rule::DelinquencySweep, &format!("{loan}/2026-02-09"))
+        );
+        assert_eq!(first.get_version_num(), 5);
+        let others = [
+            action_id(Rule::DelinquencySweep, &format!("{loan}/2026-02-10")),
+            action_id(Rule::DueReminder, &format!("{loan}/2026-02-09")),
+            action_id(Rule::FollowUpWatch, &format!("{loan}/2026-02-09")),
+        ];
+        assert!(others.iter().all(|other| *other != first));
+    }
+
+    #[test]
+    fn an_empty_portfolio_needs_nothing_and_rule_names_round_trip() {
+        let config = RuleConfig::default();
+        assert!(on_day(&Portfolio::default(), d("2026-02-09"), &config).is_empty());
+        for rule in Rule::ALL {
+            assert_eq!(Rule::parse(rule.name()), Some(rule));
+        }
+        assert_eq!(Rule::parse("no_such_rule"), None);
+    }
+}
