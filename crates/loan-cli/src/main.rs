@@ -5,6 +5,7 @@
 //! here, in one place, so that every subcommand ends the same way (see [`failure`]).
 
 mod audit;
+mod automation;
 mod command_service;
 mod failure;
 mod projector;
@@ -39,6 +40,7 @@ enum Command {
     Projector(projector::ProjectorArgs),
     QueryApi(query_api::QueryApiArgs),
     Audit(audit::AuditArgs),
+    Automation(automation::AutomationArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
         Command::QueryApi(args) => query_api::run(args),
+        Command::Automation(args) => automation::run(args),
         Command::Audit(args) => match audit::run(args) {
             Ok(code) => return code,
             Err(error) => Err(error),

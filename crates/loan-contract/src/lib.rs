@@ -7,18 +7,22 @@
 //! * [`reply`]: replies and the stable error codes, with the one mapping from domain errors;
 //! * [`event`]: the stored event envelope, the registry of event types and schema
 //!   versions, and upcasting of old versions on decode;
+//! * [`notification`]: what the automation rules publish for people on
+//!   `<prefix>.notify.<kind>` (stable ids, masked contacts);
 //! * [`schema`]: the JSON Schemas published in `proto/`, generated from these types.
 //!
 //! Pure and synchronous like the domain: no I/O here.
 
 pub mod command;
 pub mod event;
+pub mod notification;
 pub mod reply;
 pub mod schema;
 pub mod subjects;
 
 pub use command::{AnyCommand, CommandEnvelope, DecodedCommand, decode_command};
 pub use event::{AnyEvent, DecodeError, EventEnvelope, EventMeta};
+pub use notification::{Notification, NotificationKind};
 pub use reply::{CommandReply, ErrorCode, ErrorReply};
 pub use subjects::Subjects;
 

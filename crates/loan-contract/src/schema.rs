@@ -7,6 +7,7 @@
 //! * `events/envelope.json`: the stored event envelope;
 //! * `events/<aggregate>/<event_type>.json`: the `data` of each event type;
 //! * `replies/command_reply.json`, `replies/error_reply.json`;
+//! * `notifications/<kind>.json`: the body of each notification kind;
 //! * `asyncapi.json`: the subject map as an AsyncAPI 3 document.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::command::CommandEnvelope;
 use crate::event::{EVENT_TYPES, StoredEvent};
+use crate::notification::{Notification, NotificationKind};
 use crate::reply::{CommandReply, ErrorReply};
 
 /// Base URI of the schema ids; documents refer to each other relative to it.
@@ -124,6 +126,46 @@ fn event_data_schemas(aggregate: AggregateType, whole: &Value) -> BTreeMap<Strin
     out
 }
 
+/// Splits the schema of the `kind`-tagged [`Notification`] enum into one schema per kind
+/// (each keeping its `kind` constant: it is part of the body).
+fn notification_schemas(whole: &Value) -> BTreeMap<String, Value> {
+    let defs = whole.get("$defs").cloned().unwrap_or_else(|| json!({}));
+    let variants = whole
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for variant in variants {
+        let Some(kind) = variant
+            .pointer("/properties/kind/const")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let id = format!("notifications/{kind}.json");
+        let mut document = serde_json::Map::new();
+        document.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
+        document.insert("$id".into(), Value::String(format!("{SCHEMA_BASE}{id}")));
+        document.insert(
+            "title".into(),
+            Value::String(format!("{kind} notification")),
+        );
+        if let Value::Object(fields) = variant {
+            document.extend(fields);
+        }
+        if defs.as_object().is_some_and(|d| !d.is_empty()) {
+            document.insert("$defs".into(), defs.clone());
+        }
+        out.insert(id, Value::Object(document));
+    }
+    out
+}
+
 /// Every document of `proto/`, keyed by its path relative to `proto/`.
 pub fn documents() -> BTreeMap<String, Value> {
     let mut docs = BTreeMap::new();
@@ -153,6 +195,10 @@ pub fn documents() -> BTreeMap<String, Value> {
         "replies/error_reply.json".into(),
         schema_of::<ErrorReply>("replies/error_reply.json", "Error reply"),
     );
+    docs.extend(notification_schemas(&schema_of::<Notification>(
+        "notifications",
+        "notification",
+    )));
     docs.insert("asyncapi.json".into(), asyncapi());
     docs
 }
@@ -222,6 +268,27 @@ fn asyncapi() -> Value {
         "events".into(),
         json!({ "action": "send", "channel": { "$ref": "#/channels/events" }, "summary": "The command service appends the events of each applied command." }),
     );
+    for kind in NotificationKind::ALL {
+        let name = kind.name();
+        let key = format!("notify_{name}");
+        messages.insert(
+            key.clone(),
+            json!({ "name": name, "contentType": "application/json", "payload": { "$ref": format!("notifications/{name}.json") } }),
+        );
+        channels.insert(
+            key.clone(),
+            json!({
+                "address": format!("{{prefix}}.notify.{name}"),
+                "description": format!("{} Captured by the notification stream (duplicate window); the header Nats-Msg-Id equals the body's id.", kind.description()),
+                "parameters": { "prefix": { "description": "Deployment subject prefix." } },
+                "messages": { key.clone(): { "$ref": format!("#/components/messages/{key}") } }
+            }),
+        );
+        operations.insert(
+            key.clone(),
+            json!({ "action": "send", "channel": { "$ref": format!("#/channels/{key}") }, "summary": format!("The automation worker publishes {name} notifications for gateways (SMS, e-mail, app).") }),
+        );
+    }
     let event_types: Vec<Value> = EVENT_TYPES
         .iter()
         .map(|(aggregate, event_type, version)| {

@@ -4,12 +4,15 @@
 //! |---|---|
 //! | `<prefix>.cmd.<aggregate>.<command>` | a command request (reply: [`crate::CommandReply`]) |
 //! | `<prefix>.events.<aggregate>.<aggregate_id>` | the commits of one aggregate |
+//! | `<prefix>.notify.<kind>` | a notification for people ([`crate::Notification`]) |
 //!
 //! One subject per command lets NATS permissions decide who may send what; one subject
 //! per aggregate lets the store use `Nats-Expected-Last-Subject-Sequence` for optimistic
 //! concurrency and read one aggregate's history without scanning the stream.
 
 use loan_domain::{AggregateType, CommandKind};
+
+use crate::notification::NotificationKind;
 use uuid::Uuid;
 
 /// The subject names under one prefix (e.g. `lending`, or a per-test prefix).
@@ -71,6 +74,16 @@ impl Subjects {
     /// `<prefix>.events.>`: every event subject (what the stream captures).
     pub fn all_events(&self) -> String {
         format!("{}.events.>", self.prefix)
+    }
+
+    /// `<prefix>.notify.<kind>`, e.g. `lending.notify.due_reminder`.
+    pub fn notification(&self, kind: NotificationKind) -> String {
+        format!("{}.notify.{}", self.prefix, kind.name())
+    }
+
+    /// `<prefix>.notify.>`: every notification subject (what the notification stream captures).
+    pub fn all_notifications(&self) -> String {
+        format!("{}.notify.>", self.prefix)
     }
 }
 
