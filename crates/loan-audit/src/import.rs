@@ -44,6 +44,30 @@ pub async fn import_export(
     if !verification.intact {
         return Ok(ImportOutcome::Refused(verification));
     }
+    write_verified(export_path, manifest, store).await
+}
+
+/// As [`import_export`], into the store file at `store_path`, which is opened (created
+/// if missing) only once the export has verified: a refused export leaves no file behind.
+pub async fn import_into(
+    export_path: &Path,
+    manifest: &Manifest,
+    store_path: &Path,
+) -> Result<ImportOutcome, AuditError> {
+    let verification = verify_export(export_path, manifest).await?;
+    if !verification.intact {
+        return Ok(ImportOutcome::Refused(verification));
+    }
+    let store = SqliteStore::open(store_path).await?;
+    write_verified(export_path, manifest, &store).await
+}
+
+/// Writes a verified export, checking it again as it is read.
+async fn write_verified(
+    export_path: &Path,
+    manifest: &Manifest,
+    store: &SqliteStore,
+) -> Result<ImportOutcome, AuditError> {
     let anchors = match anchors(manifest) {
         Ok(anchors) => anchors,
         Err(reason) => return Ok(ImportOutcome::Refused(tampered_manifest(reason))),

@@ -387,7 +387,8 @@ impl EventStore for SqliteStore {
             .await
             .map_err(unavailable(context.clone()))?;
         if let Some(position) = duplicate {
-            // Dropping the transaction rolls it back: it wrote nothing.
+            // It wrote nothing; ending it now frees the write lock before our turn ends.
+            tx.rollback().await.map_err(unavailable(context))?;
             return Ok(Appended::Duplicate {
                 position: u64::try_from(position).unwrap_or(0),
             });
@@ -401,6 +402,7 @@ impl EventStore for SqliteStore {
         .await
         .map_err(unavailable(context.clone()))?;
         if to_i64(expected_last) != Some(last) {
+            tx.rollback().await.map_err(unavailable(context))?;
             return Err(StoreError::Conflict {
                 aggregate: commit.aggregate,
                 expected: expected_last,
