@@ -236,12 +236,15 @@ fn an_imported_export_answers_from_the_embedded_store_as_from_the_file() {
         stdout(&output),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout(&output).contains("commits:    21"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("commits:    21"),
+        "{}",
+        stdout(&output)
+    );
 
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(fixture("history.manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fixture("history.manifest.json")).expect("manifest"))
+            .expect("json");
     let output = loan(&["audit", "verify", "--embedded", &store]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert!(stdout(&output).starts_with("intact"));
@@ -277,7 +280,11 @@ fn an_imported_export_answers_from_the_embedded_store_as_from_the_file() {
         };
         let embedded = from("--embedded", &store);
         assert!(embedded.lines().count() > 3, "{embedded}");
-        assert_eq!(embedded, from("--export", &export()), "history of {customer}");
+        assert_eq!(
+            embedded,
+            from("--export", &export()),
+            "history of {customer}"
+        );
     }
     let report = |source: &str, path: &str| {
         json(&loan(&[
@@ -300,7 +307,14 @@ fn an_imported_export_answers_from_the_embedded_store_as_from_the_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already taken"), "{stderr}");
     assert!(stderr.contains("nothing of"), "{stderr}");
-    let output = loan(&["audit", "verify", "--embedded", &store, "--manifest", &manifest_path]);
+    let output = loan(&[
+        "audit",
+        "verify",
+        "--embedded",
+        &store,
+        "--manifest",
+        &manifest_path,
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 
     // A path that is not a store is an error, not a new empty log.
@@ -349,5 +363,8 @@ fn a_tampered_export_is_refused_at_import_with_verifys_finding() {
         "import prints verify's finding:\n{printed}"
     );
     assert!(printed.contains(&format!("loan/{}", id("l1"))), "{printed}");
-    assert!(!store.exists(), "nothing was written, not even an empty store");
+    assert!(
+        !store.exists(),
+        "nothing was written, not even an empty store"
+    );
 }

@@ -381,11 +381,12 @@ impl EventStore for SqliteStore {
         }
         let context = format!("appending to {}", commit.aggregate);
         let (_turn, mut tx) = self.begin_write(&context).await?;
-        let duplicate: Option<i64> = sqlx::query_scalar("SELECT position FROM log WHERE command_id = ?")
-            .bind(commit.command_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable(context.clone()))?;
+        let duplicate: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM log WHERE command_id = ?")
+                .bind(commit.command_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable(context.clone()))?;
         if let Some(position) = duplicate {
             // It wrote nothing; ending it now frees the write lock before our turn ends.
             tx.rollback().await.map_err(unavailable(context))?;

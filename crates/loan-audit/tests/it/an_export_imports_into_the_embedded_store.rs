@@ -126,9 +126,10 @@ async fn the_imported_log_is_the_export_and_answers_alike() {
         )
         .await
         .expect("report");
-        let from_store = delinquency_report(&mut log.read_all().await.expect("read"), as_of, knowledge)
-            .await
-            .expect("report");
+        let from_store =
+            delinquency_report(&mut log.read_all().await.expect("read"), as_of, knowledge)
+                .await
+                .expect("report");
         assert_eq!(from_store, from_export, "{knowledge}");
         let loan = Subject::Aggregate(AggregateRef {
             aggregate_type: AggregateType::Loan,
@@ -142,9 +143,14 @@ async fn the_imported_log_is_the_export_and_answers_alike() {
         )
         .await
         .expect("state");
-        let from_store = state(&mut log.read_all().await.expect("read"), loan, as_of, knowledge)
-            .await
-            .expect("state");
+        let from_store = state(
+            &mut log.read_all().await.expect("read"),
+            loan,
+            as_of,
+            knowledge,
+        )
+        .await
+        .expect("state");
         assert_eq!(from_store, from_export, "{knowledge}");
     }
 }
@@ -230,8 +236,11 @@ async fn every_tampered_export_is_refused_with_verifys_finding_and_nothing_writt
 
     for (what, lines, manifest) in cases {
         let file = dir.path().join("tampered.jsonl");
-        std::fs::write(&file, lines.iter().flat_map(export_line).collect::<Vec<u8>>())
-            .expect("write");
+        std::fs::write(
+            &file,
+            lines.iter().flat_map(export_line).collect::<Vec<u8>>(),
+        )
+        .expect("write");
         let verified = verify_export(&file, &manifest).await.expect("verify");
         assert!(!verified.intact, "{what}: verify finds it");
         let store = SqliteStore::open(dir.path().join(format!("{}.sqlite", Uuid::now_v7())))
@@ -244,7 +253,11 @@ async fn every_tampered_export_is_refused_with_verifys_finding_and_nothing_writt
             ),
             ImportOutcome::Imported(_) => panic!("{what}: a tampered export was imported"),
         }
-        assert_eq!(store.head().await.expect("head"), 0, "{what}: nothing written");
+        assert_eq!(
+            store.head().await.expect("head"),
+            0,
+            "{what}: nothing written"
+        );
     }
 
     // A line that is not an export line at all.
@@ -255,7 +268,10 @@ async fn every_tampered_export_is_refused_with_verifys_finding_and_nothing_writt
     let store = SqliteStore::open(dir.path().join("garbled.sqlite"))
         .await
         .expect("open");
-    match import_export(&file, &genuine, &store).await.expect("import") {
+    match import_export(&file, &genuine, &store)
+        .await
+        .expect("import")
+    {
         ImportOutcome::Refused(refused) => {
             assert_eq!(refused.first_broken_link.and_then(|f| f.line), Some(1))
         }

@@ -55,7 +55,9 @@ async fn appends_are_numbered_from_1_without_gaps_and_store_the_jetstream_bytes(
         let commit = sample_commit(loan, version, 1);
         // Refused appends do not consume positions.
         assert!(matches!(
-            store.append(&sample_commit(loan, version, 1), last + 7).await,
+            store
+                .append(&sample_commit(loan, version, 1), last + 7)
+                .await,
             Err(StoreError::Conflict { .. })
         ));
         let Ok(Appended::Stored { position, hash }) = store.append(&commit, last).await else {
@@ -423,7 +425,11 @@ async fn an_import_lands_at_its_original_positions_once() {
     for row in &exported {
         import.push(row.position, &row.bytes).await.expect("push");
     }
-    assert_eq!(target.head().await.expect("head"), 0, "invisible before commit");
+    assert_eq!(
+        target.head().await.expect("head"),
+        0,
+        "invisible before commit"
+    );
     assert_eq!(import.commit().await.expect("commit"), 3);
     assert_eq!(
         target.read_stored_after(0, 100).await.expect("read"),
@@ -586,7 +592,9 @@ async fn data_keys_are_created_once_and_destroyed_for_good() {
         KeyEntry::Destroyed,
         "a destroyed key is never created again"
     );
-    keys.destroy(customer).await.expect("destroying twice is fine");
+    keys.destroy(customer)
+        .await
+        .expect("destroying twice is fine");
     keys.destroy(Uuid::now_v7())
         .await
         .expect("destroying a key that never existed leaves a tombstone");
@@ -616,7 +624,9 @@ async fn data_keys_are_created_once_and_destroyed_for_good() {
 async fn sqlite_append_rate() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(temp_file(&dir)).await.expect("open");
-    let commits: Vec<_> = (0..1_000).map(|_| sample_commit(new_loan(), 0, 2)).collect();
+    let commits: Vec<_> = (0..1_000)
+        .map(|_| sample_commit(new_loan(), 0, 2))
+        .collect();
     let started = Instant::now();
     for commit in &commits[..500] {
         stored(store.append(commit, 0).await);
