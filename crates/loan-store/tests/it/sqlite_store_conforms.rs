@@ -456,6 +456,9 @@ async fn an_import_lands_at_its_original_positions_once() {
     assert_eq!(target.head().await.expect("head"), 6);
 }
 
+/// Positions and bytes pushed into one import.
+type Pushes = Vec<(u64, Vec<u8>)>;
+
 #[tokio::test]
 async fn an_import_is_refused_whole_on_bad_input() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -467,7 +470,7 @@ async fn an_import_is_refused_whole_on_bad_input() {
     let first = sample_commit(loan, 0, 1).to_bytes();
     let second = sample_commit(loan, 1, 1).to_bytes();
 
-    let cases: Vec<(&str, Vec<(u64, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, Pushes, &str)> = vec![
         (
             "positions out of order",
             vec![(10, first.clone()), (9, second.clone())],
