@@ -29,10 +29,6 @@ struct Cli {
 
 /// The subcommands of `loan`.
 #[derive(Debug, Subcommand)]
-#[allow(
-    clippy::enum_variant_names,
-    reason = "variants are named for their subcommands, and one is `command-service`"
-)]
 enum Command {
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),
