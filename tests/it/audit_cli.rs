@@ -2,7 +2,9 @@
 //! (`tests/fixtures/audit/`: the scripted history of `crates/loan-audit/tests/it`, written
 //! by the real engine, regenerated with `LOAN_AUDIT_WRITE_FIXTURE=<dir>`): verify exits 0
 //! on the export and 3 on a tampered copy naming the broken link; report and state
-//! reproduce the published and the restated February; history masks and erases.
+//! reproduce the published and the restated February; history masks and erases; an
+//! export imports into an embedded store (`--embedded`) that answers as the file does,
+//! and a tampered one is refused at import.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -220,4 +222,149 @@ fn history_is_masked_and_the_erased_customer_reads_erased() {
     std::fs::remove_file(&key).ok();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--nats"));
+}
+
+#[test]
+fn an_imported_export_answers_from_the_embedded_store_as_from_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("audit.sqlite").display().to_string();
+    let output = loan(&["audit", "import", "--export", &export(), "--into", &store]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout(&output).contains("commits:    21"),
+        "{}",
+        stdout(&output)
+    );
+
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fixture("history.manifest.json")).expect("manifest"))
+            .expect("json");
+    let output = loan(&["audit", "verify", "--embedded", &store]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).starts_with("intact"));
+    assert!(
+        stdout(&output).contains(manifest["log_hash"].as_str().expect("log hash")),
+        "the store folds to the manifest's log hash: {}",
+        stdout(&output)
+    );
+    let manifest_path = fixture("history.manifest.json").display().to_string();
+    let output = loan(&[
+        "audit",
+        "verify",
+        "--embedded",
+        &store,
+        "--manifest",
+        &manifest_path,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+
+    for customer in ["c1", "c2"] {
+        let from = |source: &str, path: &str| {
+            let output = loan(&[
+                "audit",
+                "history",
+                source,
+                path,
+                "--customer",
+                &id(customer),
+                "--json",
+            ]);
+            assert_eq!(output.status.code(), Some(0));
+            stdout(&output)
+        };
+        let embedded = from("--embedded", &store);
+        assert!(embedded.lines().count() > 3, "{embedded}");
+        assert_eq!(
+            embedded,
+            from("--export", &export()),
+            "history of {customer}"
+        );
+    }
+    let report = |source: &str, path: &str| {
+        json(&loan(&[
+            "audit",
+            "report",
+            source,
+            path,
+            "--as-of",
+            "2026-02-28",
+            "--known-at",
+            "2026-02-28T23:59:59+08:00",
+            "--json",
+        ]))
+    };
+    assert_eq!(report("--embedded", &store), report("--export", &export()));
+
+    // A second import is refused and changes nothing.
+    let output = loan(&["audit", "import", "--export", &export(), "--into", &store]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already taken"), "{stderr}");
+    assert!(stderr.contains("nothing of"), "{stderr}");
+    let output = loan(&[
+        "audit",
+        "verify",
+        "--embedded",
+        &store,
+        "--manifest",
+        &manifest_path,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+
+    // A path that is not a store is an error, not a new empty log.
+    let missing = dir.path().join("missing.sqlite");
+    let output = loan(&[
+        "audit",
+        "verify",
+        "--embedded",
+        &missing.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_tampered_export_is_refused_at_import_with_verifys_finding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(fixture("history.jsonl")).expect("read");
+    let tampered = dir.path().join("history.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"amount\":\"1099.00\"", "\"amount\":\"1999.00\"", 1),
+    )
+    .expect("write");
+    std::fs::copy(
+        fixture("history.manifest.json"),
+        dir.path().join("history.manifest.json"),
+    )
+    .expect("copy");
+    let tampered = tampered.display().to_string();
+    let verified = loan(&["audit", "verify", "--export", &tampered]);
+    assert_eq!(verified.status.code(), Some(3));
+    let store = dir.path().join("audit.sqlite");
+    let output = loan(&[
+        "audit",
+        "import",
+        "--export",
+        &tampered,
+        "--into",
+        &store.display().to_string(),
+    ]);
+    let printed = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{printed}");
+    assert!(
+        printed.starts_with(&stdout(&verified)),
+        "import prints verify's finding:\n{printed}"
+    );
+    assert!(printed.contains(&format!("loan/{}", id("l1"))), "{printed}");
+    assert!(
+        !store.exists(),
+        "nothing was written, not even an empty store"
+    );
 }

@@ -10,13 +10,17 @@
 //! * [`history`] — what happened to this loan (or customer) and who did it, with the
 //!   reasons of automated decisions, sensitive values masked unless revealed;
 //! * [`timeline`] — what was a loan's state, and the portfolio's delinquency, on a past
-//!   business date, as the system knew it then or as we know it now.
+//!   business date, as the system knew it then or as we know it now;
+//! * [`import`] — put this export into an embedded store I can query: verified first,
+//!   then written at its original positions with its exact bytes.
 //!
-//! Everything reads the log through [`log::LogReader`], from a live JetStream stream or
-//! from an export file, so every answer can be reproduced offline from an export.
+//! Everything reads the log through [`log::LogReader`], from a live JetStream stream, an
+//! export file or an embedded SQLite store, so every answer can be reproduced offline
+//! from an export.
 
 pub mod export;
 pub mod history;
+pub mod import;
 pub mod log;
 pub mod timeline;
 pub mod verify;

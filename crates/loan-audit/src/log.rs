@@ -1,5 +1,6 @@
 //! The log as auditors read it: commits in log order, each with its position, its subject
-//! and its stored bytes, from a live JetStream stream or from an export file.
+//! and its stored bytes, from a live JetStream stream, an export file, or an embedded
+//! SQLite store (the embedded mode's file, or one an export was imported into).
 //!
 //! The bytes are kept exactly as stored, never re-serialised, because the hash chain is
 //! computed over them. A live stream is read with an ordered pull consumer, which fetches
@@ -7,6 +8,7 @@
 //! by the stream's last sequence when reading started, so a busy stream does not keep an
 //! audit running for ever.
 
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use loan_contract::Subjects;
 use loan_domain::AggregateType;
 use loan_engine::{MasterKey, Vault};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
+use loan_store::sqlite::{SqliteStore, StoredCommit};
 use loan_store::{AggregateRef, Commit, Recorded, chain_hash};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -244,7 +247,64 @@ impl LiveLog {
     }
 }
 
+/// The event log in an embedded SQLite store: the embedded mode's file, or one an export
+/// was imported into (`loan audit import`). Its data keys, if any, are in the same file.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    store: SqliteStore,
+    subjects: Subjects,
+}
+
+impl EmbeddedLog {
+    /// Opens an existing store file (never creates one). `prefix` names the subjects the
+    /// entries are given (`<prefix>.events.<aggregate>.<id>`), as a stream would.
+    pub async fn open(path: &Path, prefix: &str) -> Result<Self, AuditError> {
+        let store = SqliteStore::open_existing(path).await?;
+        Self::with_store(store, prefix)
+    }
+
+    pub fn with_store(store: SqliteStore, prefix: &str) -> Result<Self, AuditError> {
+        let subjects = Subjects::new(prefix).map_err(AuditError::Invalid)?;
+        Ok(EmbeddedLog { store, subjects })
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// Every commit of the log, from its first position to its head when called.
+    pub async fn read_all(&self) -> Result<LogReader, AuditError> {
+        let head = self.store.head().await?;
+        Ok(LogReader {
+            source: Source::Embedded {
+                log: self.clone(),
+                after: 0,
+                last: head,
+                page: VecDeque::new(),
+            },
+            head,
+        })
+    }
+
+    /// The vault that decrypts this store's sensitive fields: the master key and the data
+    /// keys in the same file (an imported export brings none: see docs/audit.md).
+    pub fn vault(&self, master: &MasterKey) -> Vault {
+        Vault::new(master, Arc::new(self.store.key_store()))
+    }
+}
+
+/// Commits an embedded store is read in, per query.
+const EMBEDDED_PAGE: usize = 1000;
+
 enum Source {
+    Embedded {
+        log: EmbeddedLog,
+        /// The last position returned.
+        after: u64,
+        /// The head when reading started: nothing appended later is read.
+        last: u64,
+        page: VecDeque<StoredCommit>,
+    },
     Live {
         messages: Box<consumer::pull::Ordered>,
         last: u64,
@@ -293,7 +353,7 @@ impl LogReader {
         }
     }
 
-    /// The stream's last position when reading started (0 for a file).
+    /// The log's last position when reading started (0 for a file).
     pub fn stream_head(&self) -> u64 {
         self.head
     }
@@ -312,6 +372,30 @@ impl LogReader {
     ) -> Result<Option<LogEntry>, AuditError> {
         match &mut self.source {
             Source::Done => Ok(None),
+            Source::Embedded {
+                log,
+                after,
+                last,
+                page,
+            } => {
+                if page.is_empty() && *after < *last {
+                    let read = log.store.read_stored_after(*after, EMBEDDED_PAGE).await?;
+                    page.extend(read.into_iter().filter(|row| row.position <= *last));
+                }
+                let Some(row) = page.pop_front() else {
+                    self.source = Source::Done;
+                    return Ok(None);
+                };
+                *after = row.position;
+                let subject = log
+                    .subjects
+                    .events(row.aggregate.aggregate_type, row.aggregate.id);
+                Ok(Some(LogEntry {
+                    position: row.position,
+                    subject,
+                    bytes: row.bytes,
+                }))
+            }
             Source::Live { messages, last } => {
                 let last = *last;
                 let Some(message) = messages.next().await else {

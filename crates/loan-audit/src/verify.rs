@@ -139,15 +139,10 @@ pub async fn verify_export(
     export_path: &Path,
     manifest: &Manifest,
 ) -> Result<Verification, AuditError> {
-    let mut anchors = Vec::new();
-    for (name, anchor) in &manifest.anchors {
-        let Some(aggregate) = parse_aggregate(name) else {
-            return Ok(tampered_manifest(format!(
-                "the manifest's anchor {name} names no aggregate"
-            )));
-        };
-        anchors.push((aggregate, anchor.clone()));
-    }
+    let anchors = match anchors(manifest) {
+        Ok(anchors) => anchors,
+        Err(reason) => return Ok(tampered_manifest(reason)),
+    };
     if manifest.format != EXPORT_FORMAT {
         return Ok(tampered_manifest(format!(
             "the manifest's format is {}, this tool reads {EXPORT_FORMAT}",
@@ -172,7 +167,21 @@ pub async fn verify_export(
     Ok(verification)
 }
 
-fn tampered_manifest(reason: String) -> Verification {
+/// The manifest's anchors, by aggregate; an anchor naming no aggregate is the reason the
+/// manifest is refused.
+pub fn anchors(manifest: &Manifest) -> Result<Vec<(AggregateRef, ChainAnchor)>, String> {
+    manifest
+        .anchors
+        .iter()
+        .map(|(name, anchor)| {
+            parse_aggregate(name)
+                .map(|aggregate| (aggregate, anchor.clone()))
+                .ok_or_else(|| format!("the manifest's anchor {name} names no aggregate"))
+        })
+        .collect()
+}
+
+pub(crate) fn tampered_manifest(reason: String) -> Verification {
     Verification {
         intact: false,
         commits_checked: 0,

@@ -1,11 +1,12 @@
-//! `loan audit`: the auditors' commands — export, verify, history, state, report — as thin
-//! shells around the `loan-audit` library (docs/audit.md).
+//! `loan audit`: the auditors' commands — export, verify, import, history, state, report —
+//! as thin shells around the `loan-audit` library (docs/audit.md).
 //!
-//! Every command reads either a live JetStream stream (`--nats`, `--stream`,
-//! `--subject-prefix`) or an export file (`--export`), so anything answered from the live
-//! log can be reproduced offline from an export. Exit codes: 0 success (and, for
-//! `verify`, an intact history); 3 when `verify` finds the history tampered with; 2 for
-//! invalid input; 1 when the tool itself failed.
+//! Every reading command takes a live JetStream stream (`--nats`, `--stream`,
+//! `--subject-prefix`), an export file (`--export`) or an embedded SQLite store
+//! (`--embedded`, e.g. one `import` wrote), so anything answered from the live log can be
+//! reproduced offline. Exit codes: 0 success (and, for `verify`, an intact history); 3
+//! when `verify` finds the history tampered with (and `import` refuses it); 2 for invalid
+//! input; 1 when the tool itself failed.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,14 +19,15 @@ use clap::{Args, Subcommand};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use loan_audit::export::{Manifest, Selection, export};
 use loan_audit::history::{Disclosure, HistoryRow, Subject, history};
-use loan_audit::log::{Knowledge, LiveLog, LogReader};
+use loan_audit::import::{ImportOutcome, import_into};
+use loan_audit::log::{EmbeddedLog, Knowledge, LiveLog, LogReader};
 use loan_audit::timeline::{DelinquencyReport, LoanAt, customer_state, delinquency_report, state};
 use loan_audit::verify::{
-    Verification, verify_chains, verify_export, verify_manifest_against_live,
+    Verification, anchors, compare, verify_chains, verify_export, verify_manifest_against_live,
 };
 use loan_audit::{MasterKey, Vault};
 use loan_domain::AggregateType;
-use loan_store::AggregateRef;
+use loan_store::{AggregateRef, StoreError};
 use uuid::Uuid;
 
 use crate::failure::InvalidInput;
@@ -35,9 +37,10 @@ const TAMPERED: u8 = 3;
 
 /// Audit the event history: export it, verify it, and reconstruct any moment.
 ///
-/// Every command reads a live stream (--nats) or an export file (--export).
-/// Exit status: 0 success (verify: intact); 3 verify found tampering; 2 invalid input;
-/// 1 the tool failed. See docs/audit.md.
+/// Every command reads a live stream (--nats), an export file (--export) or an embedded
+/// SQLite store (--embedded; `import` writes one from an export).
+/// Exit status: 0 success (verify: intact); 3 verify found tampering (import: refused it);
+/// 2 invalid input; 1 the tool failed. See docs/audit.md.
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
     #[command(subcommand)]
@@ -48,6 +51,7 @@ pub(crate) struct AuditArgs {
 enum AuditCommand {
     Export(ExportArgs),
     Verify(VerifyArgs),
+    Import(ImportArgs),
     History(HistoryArgs),
     State(StateArgs),
     Report(ReportArgs),
@@ -101,10 +105,28 @@ struct SourceArgs {
     /// An export file (JSON lines written by `loan audit export`) instead of a live stream.
     #[arg(long)]
     export: Option<PathBuf>,
+    /// An embedded SQLite store (the embedded mode's file, or one `loan audit import`
+    /// wrote) instead of a live stream.
+    #[arg(long, conflicts_with_all = ["nats", "export"])]
+    embedded: Option<PathBuf>,
 }
 
 impl SourceArgs {
+    async fn embedded(&self) -> anyhow::Result<Option<EmbeddedLog>> {
+        match (&self.embedded, &self.export) {
+            (Some(path), None) => Ok(Some(
+                EmbeddedLog::open(path, &self.subject_prefix)
+                    .await
+                    .with_context(|| format!("--embedded {}", path.display()))?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
     async fn live(&self) -> anyhow::Result<Option<LiveLog>> {
+        if self.export.is_some() || self.embedded.is_some() {
+            return Ok(None);
+        }
         match &self.nats {
             Some(url) => Ok(Some(
                 LiveLog::connect(url, &self.stream, &self.subject_prefix)
@@ -119,9 +141,15 @@ impl SourceArgs {
         if let Some(path) = &self.export {
             return LogReader::open_export(path).map_err(Into::into);
         }
+        if let Some(log) = self.embedded().await? {
+            return Ok(log.read_all().await?);
+        }
         match self.live().await? {
             Some(log) => Ok(log.read_all().await?),
-            None => Err(InvalidInput("give --nats <url> or --export <file>".into()).into()),
+            None => Err(InvalidInput(
+                "give --nats <url>, --export <file> or --embedded <store.sqlite>".into(),
+            )
+            .into()),
         }
     }
 }
@@ -183,10 +211,35 @@ struct VerifyArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// The export's manifest (default: <export>.manifest.json, replacing .jsonl). With
-    /// --nats instead of --export: check that manifest against the live log.
+    /// --nats instead of --export: check that manifest against the live log. With
+    /// --embedded: check the store against it (the store holds exactly that export; a
+    /// partial export's chains start at the manifest's anchors).
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Print the verification as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Verify an export, then write it into an embedded SQLite store: every commit at its
+/// original stream position with its exact bytes, in one transaction.
+///
+/// A tampered export is refused with the finding `verify` prints (exit 3) and nothing is
+/// written. Positions, command ids or aggregates the store already holds are refused
+/// (exit 2): importing twice changes nothing. Exports carry no data keys: sensitive values
+/// of an imported history read masked. Afterwards, read it with --embedded <store>.
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The export file (JSON lines written by `loan audit export`).
+    #[arg(long)]
+    export: PathBuf,
+    /// Its manifest (default: <export>.manifest.json, replacing .jsonl).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// The embedded store to write into (created if missing).
+    #[arg(long)]
+    into: PathBuf,
+    /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -204,7 +257,8 @@ struct HistoryArgs {
     subject: SubjectArgs,
     #[command(flatten)]
     source: SourceArgs,
-    /// The master key (decrypts sensitive values; needs --nats for the key bucket).
+    /// The master key (decrypts sensitive values; needs the data keys: --nats for the
+    /// stream's key bucket, or --embedded for the store's own).
     #[arg(long, env = "LOAN_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
     /// Show sensitive values in clear (requires --master-key-file).
@@ -270,6 +324,7 @@ pub(crate) fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         match &args.command {
             AuditCommand::Export(args) => run_export(args).await,
             AuditCommand::Verify(args) => run_verify(args).await,
+            AuditCommand::Import(args) => run_import(args).await,
             AuditCommand::History(args) => run_history(args).await,
             AuditCommand::State(args) => run_state(args).await,
             AuditCommand::Report(args) => run_report(args).await,
@@ -429,6 +484,26 @@ async fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| default_manifest(path));
         let manifest = Manifest::read(&manifest_path)?;
         verify_export(path, &manifest).await?
+    } else if let Some(log) = args.source.embedded().await? {
+        let mut reader = log.read_all().await?;
+        match &args.manifest {
+            None => verify_chains(&mut reader, [], None).await?,
+            Some(manifest_path) => {
+                let manifest = Manifest::read(manifest_path)?;
+                let anchors = anchors(&manifest).map_err(InvalidInput)?;
+                let mut verification = verify_chains(&mut reader, anchors, None).await?;
+                if verification.intact {
+                    // No file here: the manifest's file hash is not compared.
+                    if let Some(finding) =
+                        compare(&manifest, &verification.summary, &manifest.file_sha256)
+                    {
+                        verification.intact = false;
+                        verification.first_broken_link = Some(finding);
+                    }
+                }
+                verification
+            }
+        }
     } else if let (Some(manifest_path), Some(log)) = (&args.manifest, args.source.live().await?) {
         let manifest = Manifest::read(manifest_path)?;
         verify_manifest_against_live(&log, &manifest).await?
@@ -453,6 +528,64 @@ async fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(TAMPERED)
     })
+}
+
+async fn run_import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| default_manifest(&args.export));
+    let manifest = Manifest::read(&manifest_path)?;
+    let outcome = match import_into(&args.export, &manifest, &args.into).await {
+        Ok(outcome) => outcome,
+        Err(loan_audit::AuditError::Store(refused @ StoreError::ImportRefused { .. })) => {
+            return Err(InvalidInput(format!(
+                "{refused}; nothing of {} was written to {}",
+                args.export.display(),
+                args.into.display()
+            ))
+            .into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let mut out = io::stdout().lock();
+    let code = match &outcome {
+        ImportOutcome::Refused(verification) => {
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(verification)?)?;
+            } else {
+                print_verification(&mut out, verification)?;
+                writeln!(out, "not imported: nothing was written")?;
+            }
+            ExitCode::from(TAMPERED)
+        }
+        ImportOutcome::Imported(summary) => {
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(summary)?)?;
+            } else {
+                writeln!(out, "imported into {}", args.into.display())?;
+                writeln!(out, "commits:    {}", summary.commits)?;
+                writeln!(out, "events:     {}", summary.events)?;
+                writeln!(
+                    out,
+                    "positions:  {} to {}",
+                    show(summary.first_position),
+                    show(summary.last_position)
+                )?;
+                writeln!(out, "aggregates: {}", summary.heads.len())?;
+                writeln!(out, "log hash:   {}", summary.log_hash)?;
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    out.flush()?;
+    let events = match &outcome {
+        ImportOutcome::Imported(summary) => summary.events,
+        ImportOutcome::Refused(verification) => verification.summary.events,
+    };
+    eprintln!("import read events {}", rate(events, started));
+    Ok(code)
 }
 
 fn print_verification(out: &mut dyn Write, v: &Verification) -> io::Result<()> {
@@ -499,13 +632,17 @@ async fn run_history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let master = MasterKey::read_file(path)
                 .with_context(|| format!("--master-key-file {}", path.display()))?;
-            let Some(log) = args.source.live().await? else {
-                return Err(InvalidInput(
-                    "--master-key-file needs --nats: the customers' data keys live in the stream's key bucket".into(),
-                )
-                .into());
-            };
-            Some(log.vault(&master).await?)
+            if let Some(log) = args.source.embedded().await? {
+                Some(log.vault(&master))
+            } else {
+                let Some(log) = args.source.live().await? else {
+                    return Err(InvalidInput(
+                        "--master-key-file needs --nats or --embedded: the customers' data keys live in the stream's key bucket or the store's file (an export carries none)".into(),
+                    )
+                    .into());
+                };
+                Some(log.vault(&master).await?)
+            }
         }
     };
     let disclosure = match (&vault, args.reveal) {

@@ -137,6 +137,7 @@ impl Metrics {
             loan_store::StoreError::Unavailable { .. } => "unavailable",
             loan_store::StoreError::TooLarge { .. } => "too_large",
             loan_store::StoreError::Corrupt { .. } => "corrupt",
+            loan_store::StoreError::ImportRefused { .. } => "import_refused",
         };
         self.record(|| {
             counter!(STORE_ERRORS_TOTAL, "operation" => operation, "kind" => kind).increment(1);

@@ -126,6 +126,10 @@ fn store_error_reply(error: &StoreError) -> ErrorReply {
             ),
             None,
         ),
+        // Only an import writes at given positions; a command never does.
+        StoreError::ImportRefused { .. } => {
+            ErrorReply::new(ErrorCode::Internal, "internal error", None)
+        }
     }
 }
 

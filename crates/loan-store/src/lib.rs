@@ -4,8 +4,9 @@
 //! from a log: load an aggregate's commits, append one commit with optimistic
 //! concurrency, deduplicate by command id, remember applied commands beyond the log's
 //! own deduplication window, and read the whole log in order. [`jetstream::JetStreamStore`]
-//! implements it on NATS JetStream; [`conformance`] is the test suite every backend
-//! must pass.
+//! implements it on NATS JetStream, [`sqlite::SqliteStore`] on one SQLite file (the
+//! embedded mode, and where auditors import an export); [`conformance`] is the test suite
+//! every backend must pass.
 //!
 //! A **commit** ([`Commit`]) is all the events of one command, written as one message:
 //! a command is never half in the log.
@@ -21,6 +22,7 @@ pub mod group_commit;
 pub mod jetstream;
 pub mod keys;
 pub mod memory;
+pub mod sqlite;
 
 use std::future::Future;
 
@@ -126,6 +128,11 @@ pub enum StoreError {
     TooLarge { bytes: usize, max: usize },
     #[error("corrupt log entry at position {position}: {reason}")]
     Corrupt { position: u64, reason: String },
+    /// An imported commit cannot be written where it says it belongs (the position is
+    /// taken, the command id or the aggregate is already in the log, the bytes are not a
+    /// commit): nothing of the import was written.
+    #[error("import refused at position {position}: {reason}")]
+    ImportRefused { position: u64, reason: String },
 }
 
 impl StoreError {

@@ -6,6 +6,7 @@
     reason = "one test binary links every dependency of the crate"
 )]
 
+mod an_export_imports_into_the_embedded_store;
 mod as_of_differs_on_the_two_timelines;
 mod every_kind_of_tampering_is_detected;
 mod export_then_verify_is_intact;

@@ -1,6 +1,7 @@
-//! The JetStream event store against a real nats-server.
+//! The event stores: JetStream against a real nats-server, SQLite on temporary files.
 #![allow(
     unused_crate_dependencies,
     reason = "a test binary links every dependency of its crate; it uses only some"
 )]
 mod jetstream_store_conforms;
+mod sqlite_store_conforms;
