@@ -6,10 +6,12 @@
 
 mod audit;
 mod command_service;
+mod demo;
 mod failure;
 mod projector;
 mod query_api;
 mod schedule;
+mod showcase;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,7 @@ struct Cli {
 /// The subcommands of `loan`.
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(demo::DemoArgs),
     Schedule(schedule::ScheduleArgs),
     CommandService(command_service::CommandServiceArgs),
     Projector(projector::ProjectorArgs),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     // Usage errors print clap's message and exit with code 2; `--help` and `--version` exit 0.
     let cli = Cli::parse();
     let outcome = match &cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
