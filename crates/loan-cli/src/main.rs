@@ -7,6 +7,7 @@
 mod audit;
 mod command_service;
 mod demo;
+mod embedded;
 mod failure;
 mod projector;
 mod query_api;
@@ -34,6 +35,7 @@ struct Cli {
 enum Command {
     Demo(demo::DemoArgs),
     Schedule(schedule::ScheduleArgs),
+    Embedded(embedded::EmbeddedArgs),
     CommandService(command_service::CommandServiceArgs),
     Projector(projector::ProjectorArgs),
     QueryApi(query_api::QueryApiArgs),
@@ -46,6 +48,11 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::Embedded(args) => match embedded::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
         Command::QueryApi(args) => query_api::run(args),
