@@ -7,10 +7,13 @@
 mod audit;
 mod automation;
 mod command_service;
+mod demo;
+mod embedded;
 mod failure;
 mod projector;
 mod query_api;
 mod schedule;
+mod showcase;
 
 use std::process::ExitCode;
 
@@ -35,7 +38,9 @@ struct Cli {
     reason = "the variants name the subcommands (`loan command-service`)"
 )]
 enum Command {
+    Demo(demo::DemoArgs),
     Schedule(schedule::ScheduleArgs),
+    Embedded(embedded::EmbeddedArgs),
     CommandService(command_service::CommandServiceArgs),
     Projector(projector::ProjectorArgs),
     QueryApi(query_api::QueryApiArgs),
@@ -47,7 +52,13 @@ fn main() -> ExitCode {
     // Usage errors print clap's message and exit with code 2; `--help` and `--version` exit 0.
     let cli = Cli::parse();
     let outcome = match &cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::Embedded(args) => match embedded::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
         Command::CommandService(args) => command_service::run_service(args),
         Command::Projector(args) => projector::run(args),
         Command::QueryApi(args) => query_api::run(args),
