@@ -81,16 +81,37 @@ fn build_loan() -> Result<PathBuf, String> {
 
 /// `GET path` on `address`: status code and body, or `None` if nothing answers.
 pub fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_request(address, "GET", path, None)
+}
+
+/// `POST path` with a JSON body on `address`: status code and body, or `None` if nothing
+/// answers.
+pub fn http_post(address: SocketAddr, path: &str, json: &[u8]) -> Option<(u16, String)> {
+    http_request(address, "POST", path, Some(json))
+}
+
+fn http_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&[u8]>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .ok()?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if let Some(body) = json {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(json.unwrap_or_default());
+    stream.write_all(&bytes).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;

@@ -1,4 +1,5 @@
 mod audit_cli;
 mod command_service_cli;
 mod schedule_cli;
+mod the_demo_and_the_embedded_engine_run_from_the_binary;
 mod the_pipeline_runs_from_the_binaries;

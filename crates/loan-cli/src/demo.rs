@@ -31,11 +31,12 @@ use loan_query_api::ReadModels;
 use loan_query_api::reports::PageRequest;
 use loan_query_api::reports::customer_360::customer_360;
 use loan_query_api::reports::delinquency::{
-    Breakdown, BucketFigures, ParFigures, portfolio_at_risk, portfolio_buckets,
+    Breakdown, BucketFigures, LoanDelinquency, ParFigures, loan_delinquency, portfolio_at_risk,
+    portfolio_buckets,
 };
-use loan_query_api::reports::pipeline::{FunnelGrouping, funnel};
+use loan_query_api::reports::pipeline::{FunnelFigures, FunnelGrouping, funnel};
 use loan_query_api::reports::roll_rate::roll_rates;
-use loan_query_api::reports::segmentation::segment_figures;
+use loan_query_api::reports::segmentation::{SegmentFigures, segment_figures};
 use loan_store::chain::ChainVerifier;
 use loan_store::sqlite::SqliteStore;
 use rust_decimal::Decimal;
@@ -405,84 +406,110 @@ async fn show_reports(
         showcase::funnel(&pipeline.items)
     );
 
+    let mut loans = Vec::new();
+    let mut page = PageRequest::new(1000, 0)?;
+    loop {
+        let chunk = loan_delinquency(read_models, as_of, page)
+            .await
+            .context("loan delinquency")?;
+        loans.extend(chunk.items);
+        match chunk.next_offset {
+            Some(offset) => page = PageRequest::new(1000, offset)?,
+            None => break,
+        }
+    }
+
     println!("\n## Consistency");
     consistency(
         checks,
         summary,
-        &buckets.items,
-        &par.items,
-        &segments.items,
-        &pipeline.items,
+        &Book {
+            buckets: &buckets.items,
+            par: &par.items,
+            loans: &loans,
+            segments: &segments.items,
+            pipeline: &pipeline.items,
+        },
     );
     Ok(())
 }
 
+/// The reports the consistency checks compare.
+struct Book<'r> {
+    buckets: &'r [BucketFigures],
+    par: &'r [ParFigures],
+    loans: &'r [LoanDelinquency],
+    segments: &'r [SegmentFigures],
+    pipeline: &'r [FunnelFigures],
+}
+
 /// The reports must agree with each other and with the book that was played.
-fn consistency(
-    checks: &mut Checks,
-    summary: &Summary,
-    buckets: &[BucketFigures],
-    par: &[ParFigures],
-    segments: &[loan_query_api::reports::segmentation::SegmentFigures],
-    pipeline: &[loan_query_api::reports::pipeline::FunnelFigures],
-) {
-    let bucket_loans: i64 = buckets.iter().map(|b| b.loans).sum();
-    let bucket_outstanding: Decimal = buckets.iter().map(|b| b.outstanding_principal).sum();
-    let overdue_outstanding: Decimal = buckets
-        .iter()
-        .filter(|b| b.aging_bucket != "current")
-        .map(|b| b.outstanding_principal)
-        .sum();
-    let over_30: Decimal = buckets
-        .iter()
-        .filter(|b| {
-            matches!(
-                b.aging_bucket.as_str(),
-                "dpd_31_to_60" | "dpd_61_to_90" | "dpd_90_plus"
-            )
-        })
-        .map(|b| b.outstanding_principal)
-        .sum();
-    let over_90: Decimal = buckets
-        .iter()
-        .filter(|b| b.aging_bucket == "dpd_90_plus")
-        .map(|b| b.outstanding_principal)
-        .sum();
-    match par.first() {
+fn consistency(checks: &mut Checks, summary: &Summary, book: &Book<'_>) {
+    let in_buckets = |wanted: &dyn Fn(&str) -> bool| -> (i64, Decimal) {
+        book.buckets
+            .iter()
+            .filter(|b| wanted(&b.aging_bucket))
+            .fold((0, Decimal::ZERO), |(loans, sum), b| {
+                (loans + b.loans, sum + b.outstanding_principal)
+            })
+    };
+    let past_due_loans = |more_than: i32| -> (i64, Decimal) {
+        book.loans
+            .iter()
+            .filter(|loan| loan.days_past_due > more_than)
+            .fold((0, Decimal::ZERO), |(loans, sum), loan| {
+                (loans + 1, sum + loan.outstanding_principal)
+            })
+    };
+    let (all_loans, all_outstanding) = in_buckets(&|_| true);
+    let (overdue_loans, overdue_outstanding) = in_buckets(&|bucket| bucket != "current");
+    let (loans_in_arrears, arrears_outstanding) = past_due_loans(0);
+    checks.record(
+        (overdue_loans, overdue_outstanding) == (loans_in_arrears, arrears_outstanding),
+        format!(
+            "past-due buckets = the loans in arrears one by one: {overdue_loans} loans, {} outstanding principal",
+            showcase::money(overdue_outstanding)
+        ),
+    );
+    match book.par.first() {
         Some(all) => {
             checks.record(
-                bucket_loans == all.loans && bucket_outstanding == all.outstanding_principal,
+                all_loans == all.loans && all_outstanding == all.outstanding_principal,
                 format!(
-                    "aging buckets add up to the book: {bucket_loans} loans, {} outstanding",
-                    showcase::money(bucket_outstanding)
+                    "aging buckets add up to the book: {all_loans} loans, {} outstanding",
+                    showcase::money(all_outstanding)
                 ),
             );
+            let numerators = [1, 30, 90].map(|days| past_due_loans(days).1);
             checks.record(
-                overdue_outstanding == all.at_risk_1,
+                numerators == [all.at_risk_1, all.at_risk_30, all.at_risk_90],
                 format!(
-                    "bucket totals past due = outstanding of loans in arrears (PAR1 numerator {})",
-                    showcase::money(all.at_risk_1)
-                ),
-            );
-            checks.record(
-                over_30 == all.at_risk_30 && over_90 == all.at_risk_90,
-                format!(
-                    "buckets 31+ and 90+ = PAR30 and PAR90 numerators ({} and {})",
+                    "PAR1/30/90 numerators = outstanding of the loans more than 1/30/90 days past due ({} / {} / {})",
+                    showcase::money(all.at_risk_1),
                     showcase::money(all.at_risk_30),
                     showcase::money(all.at_risk_90)
                 ),
             );
+            let (_, over_30) = in_buckets(&|bucket| {
+                matches!(bucket, "dpd_31_to_60" | "dpd_61_to_90" | "dpd_90_plus")
+            });
+            let (_, over_90) = in_buckets(&|bucket| bucket == "dpd_90_plus");
+            checks.record(
+                over_30 == all.at_risk_30 && over_90 == all.at_risk_90,
+                "buckets 31+ and 90+ = PAR30 and PAR90 numerators".to_owned(),
+            );
         }
         None => checks.record(false, "the PAR report has a portfolio row".to_owned()),
     }
-    let funnel_leads: i64 = pipeline.iter().map(|row| row.leads).sum();
-    let funnel_disbursed: i64 = pipeline.iter().map(|row| row.disbursed).sum();
+    let funnel_leads: i64 = book.pipeline.iter().map(|row| row.leads).sum();
+    let funnel_disbursed: i64 = book.pipeline.iter().map(|row| row.disbursed).sum();
     checks.record(
         u64::try_from(funnel_leads).ok() == Some(summary.applications)
             && u64::try_from(funnel_disbursed).ok() == Some(summary.disbursed_loans),
         format!("pipeline = the book played: {funnel_leads} leads, {funnel_disbursed} disbursed"),
     );
-    let customers_by_grade: i64 = segments
+    let customers_by_grade: i64 = book
+        .segments
         .iter()
         .filter(|row| row.dimension == "risk_grade")
         .map(|row| row.customers)

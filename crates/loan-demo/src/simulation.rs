@@ -96,8 +96,10 @@ struct Story {
     quiet_until: Option<NaiveDate>,
     next_reference: u32,
     closed: bool,
-    /// Customer id of a loan's borrower (the loan story's key is the loan id).
+    /// A loan story (keyed by the loan id), not a customer's.
     is_loan: bool,
+    /// The loan went overdue and was cured.
+    cured: bool,
 }
 
 /// Something that happened, counted for the summary.
@@ -174,6 +176,7 @@ pub async fn run<P: CommandPath>(
                 next_reference: 1,
                 closed: false,
                 is_loan: false,
+                cured: false,
             },
         );
         agenda.entry(day).or_default().push((key, Step::Onboard));
@@ -227,13 +230,6 @@ pub async fn run<P: CommandPath>(
             for tally in outcome.tallies {
                 summary.count(tally);
             }
-            if summary.showcase.is_none()
-                && outcome.story.is_loan
-                && outcome.story.habit == Habit::Defaulter
-                && outcome.story.cures
-            {
-                summary.showcase = Some(outcome.story.borrower.customer_id);
-            }
             for (when, key, step) in outcome.later {
                 if when < end {
                     agenda.entry(when).or_default().push((key, step));
@@ -248,12 +244,16 @@ pub async fn run<P: CommandPath>(
         progress(done, total_days, summary.commands);
         day = day.succ_opt().unwrap_or(end);
     }
-    if summary.showcase.is_none() {
-        summary.showcase = stories
+    // The customer worth a look: a loan cured after going overdue (else any disbursed
+    // loan); the lowest id, so the choice repeats with the seed.
+    let pick = |cured: bool| {
+        stories
             .values()
-            .find(|story| story.is_loan && story.book.is_some())
-            .map(|story| story.borrower.customer_id);
-    }
+            .filter(|story| story.is_loan && story.book.is_some() && (story.cured || !cured))
+            .map(|story| story.borrower.customer_id)
+            .min()
+    };
+    summary.showcase = pick(true).or_else(|| pick(false));
     Ok(summary)
 }
 
@@ -425,6 +425,7 @@ impl<P: CommandPath> Actor<'_, P> {
             next_reference: 1,
             closed: false,
             is_loan: true,
+            cured: false,
         };
         // The lead is the loan aggregate's first command; sent from the customer's step
         // with the loan's own generator, so its id and command id repeat with the seed.
@@ -907,6 +908,7 @@ impl<P: CommandPath> Actor<'_, P> {
         self.record_payment(amount, day).await?;
         if was_overdue {
             self.outcome.tallies.push(Tally::Cured);
+            self.story().cured = true;
         }
         if self.story().habit == Habit::Defaulter {
             // Cured defaulters pay the rest late but pay.
