@@ -119,6 +119,8 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Connections for concurrent reads (writes take turns on one at a time).
     pub connections: u32,
+    /// What an `Ok` append survives.
+    pub durability: Durability,
 }
 
 impl Default for SqliteConfig {
@@ -127,8 +129,23 @@ impl Default for SqliteConfig {
             max_commit_size: 1024 * 1024,
             busy_timeout: Duration::from_secs(10),
             connections: 4,
+            durability: Durability::MachineCrash,
         }
     }
+}
+
+/// What an acknowledged append survives (SQLite's `synchronous` setting in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL` (the default): fsynced before `Ok`; survives a crash of the
+    /// process, of the operating system and a power loss.
+    #[default]
+    MachineCrash,
+    /// `synchronous = NORMAL`: survives a crash of the process; the last appends before a
+    /// power loss or operating-system crash can be lost (the file stays consistent, the
+    /// hash chains intact). For throwaway data such as `loan demo`'s, where an fsync per
+    /// group transaction would dominate the run time.
+    ProcessCrash,
 }
 
 /// A commit as the file holds it: position, aggregate and stored bytes, not decoded
@@ -214,7 +231,10 @@ impl SqliteStore {
             .filename(&path)
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match config.durability {
+                Durability::MachineCrash => SqliteSynchronous::Full,
+                Durability::ProcessCrash => SqliteSynchronous::Normal,
+            })
             .busy_timeout(config.busy_timeout)
             .foreign_keys(true)
             // Deleted content (a destroyed data key) is overwritten with zeros on its page.
