@@ -369,12 +369,13 @@ pub fn decide(
                 opened_on: ctx.today,
             }])
         }
-        (CollectionCase::Open(file) | CollectionCase::Resolved(file), CollectionCaseCommand::Open(_)) => {
-            Err(DomainError::AlreadyExists {
-                kind: "collection_case",
-                id: file.case_id.to_string(),
-            })
-        }
+        (
+            CollectionCase::Open(file) | CollectionCase::Resolved(file),
+            CollectionCaseCommand::Open(_),
+        ) => Err(DomainError::AlreadyExists {
+            kind: "collection_case",
+            id: file.case_id.to_string(),
+        }),
         (CollectionCase::NotOpened, _) => Err(DomainError::NotFound {
             kind: "collection_case",
             id: command.case_id().to_string(),
@@ -394,7 +395,10 @@ pub fn decide(
             if c.attempted_on > ctx.today {
                 return Err(DomainError::validation(
                     "attempted_on",
-                    format!("{} is in the future (today is {})", c.attempted_on, ctx.today),
+                    format!(
+                        "{} is in the future (today is {})",
+                        c.attempted_on, ctx.today
+                    ),
                 ));
             }
             if c.attempted_on < file.opened_on {

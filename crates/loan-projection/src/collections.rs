@@ -83,7 +83,10 @@ pub(crate) fn case_rows(views: &[&CaseView]) -> TableRows {
             .text("status", view.case.status().to_owned())
             .text("currency", file.currency.code().to_owned())
             .date("opened_on", file.opened_on)
-            .int4("days_past_due_at_opening", to_i32(file.days_past_due_at_opening))
+            .int4(
+                "days_past_due_at_opening",
+                to_i32(file.days_past_due_at_opening),
+            )
             .money(
                 "overdue_amount_at_opening",
                 file.overdue_amount_at_opening.amount(),
@@ -94,8 +97,14 @@ pub(crate) fn case_rows(views: &[&CaseView]) -> TableRows {
                 i32::try_from(file.contact_attempts.len()).unwrap_or(i32::MAX),
             )
             .date("last_contact_on", last_contact.map(|a| a.attempted_on))
-            .text("last_contact_channel", last_contact.map(|a| wire_name(&a.channel)))
-            .text("last_contact_outcome", last_contact.map(|a| wire_name(&a.outcome)))
+            .text(
+                "last_contact_channel",
+                last_contact.map(|a| wire_name(&a.channel)),
+            )
+            .text(
+                "last_contact_outcome",
+                last_contact.map(|a| wire_name(&a.outcome)),
+            )
             .int4(
                 "promises",
                 i32::try_from(file.promises.len()).unwrap_or(i32::MAX),

@@ -315,9 +315,17 @@ pub(crate) fn full_history() -> Script {
     let case_a = Uuid::from_u128(0xCA5E);
     ok(s.send(CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": case_a, "loan_id": loan_a, "team": "collections",
         "reason": "installment 2 due 2026-03-10 is unpaid on 2026-03-20: 10 days past due, beyond the 1 days allowed" })));
-    ok(s.send(CommandKind::RecordContactAttempt, &["collector"], json!({ "case_id": case_a, "channel": "phone", "outcome": "reached",
-        "note": "borrower lost their job; will pay part", "attempted_on": "2026-03-20" })));
-    ok(s.send(CommandKind::RecordPromiseToPay, &["collector"], json!({ "case_id": case_a, "amount": "100.00", "pay_by": "2026-03-20" })));
+    ok(s.send(
+        CommandKind::RecordContactAttempt,
+        &["collector"],
+        json!({ "case_id": case_a, "channel": "phone", "outcome": "reached",
+        "note": "borrower lost their job; will pay part", "attempted_on": "2026-03-20" }),
+    ));
+    ok(s.send(
+        CommandKind::RecordPromiseToPay,
+        &["collector"],
+        json!({ "case_id": case_a, "amount": "100.00", "pay_by": "2026-03-20" }),
+    ));
     ok(s.send(CommandKind::RecordRepayment, &["finance"], json!({ "loan_id": loan_a, "payment_reference": "PAY-0002", "amount": "100.00", "value_date": "2026-03-20" })));
     ok(s.send(CommandKind::ReverseRepayment, &["finance"], json!({ "loan_id": loan_a, "payment_reference": "PAY-0002", "reason": "bounced: insufficient funds" })));
     ok(s.send(
@@ -325,8 +333,12 @@ pub(crate) fn full_history() -> Script {
         &["risk_manager"],
         json!({ "loan_id": loan_a, "reason": "borrower unreachable; collection exhausted" }),
     ));
-    ok(s.send(CommandKind::ResolveCollectionCase, &["system"], json!({ "case_id": case_a, "resolution": "written_off",
-        "reason": "loan written off on 2026-03-20" })));
+    ok(s.send(
+        CommandKind::ResolveCollectionCase,
+        &["system"],
+        json!({ "case_id": case_a, "resolution": "written_off",
+        "reason": "loan written off on 2026-03-20" }),
+    ));
     // A refused command: a written-off loan takes no repayment (the example error reply).
     let refused = s.send(
         CommandKind::RecordRepayment,

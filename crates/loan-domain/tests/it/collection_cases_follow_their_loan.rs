@@ -64,8 +64,14 @@ fn in_arrears() -> NaiveDate {
 /// A case opened on `in_arrears()` for a disbursed loan that pays nothing.
 fn open_case() -> CollectionCase {
     let loan = drive_to(Stage::Disbursed).loan;
-    let events = decide(&CollectionCase::NotOpened, &open(), Some(&loan), Role::System, in_arrears())
-        .expect("opens");
+    let events = decide(
+        &CollectionCase::NotOpened,
+        &open(),
+        Some(&loan),
+        Role::System,
+        in_arrears(),
+    )
+    .expect("opens");
     CollectionCase::replay(&events)
 }
 
@@ -93,26 +99,42 @@ fn a_case_opens_only_for_a_loan_in_servicing_that_is_past_due() {
     // (loan stage, business date, expected: Ok(days past due) or the refusal's rule/code)
     let cases: [(Stage, NaiveDate, Result<u32, &str>); 8] = [
         (Stage::Disbursed, in_arrears(), Ok(2)),
-        (Stage::Disbursed, date(2026, 2, 10), Err("loan_not_past_due")),
+        (
+            Stage::Disbursed,
+            date(2026, 2, 10),
+            Err("loan_not_past_due"),
+        ),
         (Stage::Repaying, date(2026, 2, 12), Err("loan_not_past_due")),
         (Stage::Overdue, day::overdue_evaluated(), Ok(10)),
         (Stage::Lead, in_arrears(), Err("loan_not_in_servicing")),
         (Stage::Signed, in_arrears(), Err("loan_not_in_servicing")),
         (Stage::PaidOff, in_arrears(), Err("loan_not_in_servicing")),
-        (Stage::WrittenOff, in_arrears(), Err("loan_not_in_servicing")),
+        (
+            Stage::WrittenOff,
+            in_arrears(),
+            Err("loan_not_in_servicing"),
+        ),
     ];
     for (stage, today, expected) in cases {
         let loan = drive_to(stage).loan;
-        let got = decide(&CollectionCase::NotOpened, &open(), Some(&loan), Role::System, today);
+        let got = decide(
+            &CollectionCase::NotOpened,
+            &open(),
+            Some(&loan),
+            Role::System,
+            today,
+        );
         match (expected, got) {
             (Ok(days), Ok(events)) => {
-                let [CollectionCaseEvent::CollectionCaseOpened {
-                    days_past_due,
-                    overdue_amount,
-                    opened_on,
-                    team,
-                    ..
-                }] = events.as_slice()
+                let [
+                    CollectionCaseEvent::CollectionCaseOpened {
+                        days_past_due,
+                        overdue_amount,
+                        opened_on,
+                        team,
+                        ..
+                    },
+                ] = events.as_slice()
                 else {
                     panic!("{stage:?}: one opening event, got {events:?}");
                 };
@@ -125,7 +147,13 @@ fn a_case_opens_only_for_a_loan_in_servicing_that_is_past_due() {
             (expected, got) => panic!("{stage:?} on {today}: expected {expected:?}, got {got:?}"),
         }
     }
-    let missing = decide(&CollectionCase::NotOpened, &open(), None, Role::System, in_arrears());
+    let missing = decide(
+        &CollectionCase::NotOpened,
+        &open(),
+        None,
+        Role::System,
+        in_arrears(),
+    );
     assert_eq!(missing.map_err(|e| e.code()), Err("not_found"));
 }
 
@@ -135,26 +163,59 @@ fn only_the_system_opens_and_resolves_and_only_collectors_work_a_case() {
     let case = open_case();
     let today = in_arrears();
     let commands = [
-        (CommandKind::OpenCollectionCase, CollectionCase::NotOpened, open()),
-        (CommandKind::RecordContactAttempt, case.clone(), contact(today)),
-        (CommandKind::RecordPromiseToPay, case.clone(), promise("500.00", today)),
-        (CommandKind::ResolveCollectionCase, case.clone(), resolve(Resolution::Cured)),
+        (
+            CommandKind::OpenCollectionCase,
+            CollectionCase::NotOpened,
+            open(),
+        ),
+        (
+            CommandKind::RecordContactAttempt,
+            case.clone(),
+            contact(today),
+        ),
+        (
+            CommandKind::RecordPromiseToPay,
+            case.clone(),
+            promise("500.00", today),
+        ),
+        (
+            CommandKind::ResolveCollectionCase,
+            case.clone(),
+            resolve(Resolution::Cured),
+        ),
     ];
     for (kind, state, command) in commands {
         assert_eq!(command.kind(), kind);
         let lacking = actor_lacking(kind);
         let rules = LendingRules::default();
-        let refused = collection::decide(&state, &command, Some(&loan), &context(&lacking, today, &rules));
+        let refused = collection::decide(
+            &state,
+            &command,
+            Some(&loan),
+            &context(&lacking, today, &rules),
+        );
         assert!(
             matches!(refused, Err(DomainError::Forbidden { .. })),
             "{kind} by {}: {refused:?}",
             lacking.id
         );
     }
-    assert_eq!(CommandKind::OpenCollectionCase.allowed_roles(), [Role::System]);
-    assert_eq!(CommandKind::ResolveCollectionCase.allowed_roles(), [Role::System]);
-    assert_eq!(CommandKind::RecordContactAttempt.allowed_roles(), [Role::Collector]);
-    assert_eq!(CommandKind::RecordPromiseToPay.allowed_roles(), [Role::Collector]);
+    assert_eq!(
+        CommandKind::OpenCollectionCase.allowed_roles(),
+        [Role::System]
+    );
+    assert_eq!(
+        CommandKind::ResolveCollectionCase.allowed_roles(),
+        [Role::System]
+    );
+    assert_eq!(
+        CommandKind::RecordContactAttempt.allowed_roles(),
+        [Role::Collector]
+    );
+    assert_eq!(
+        CommandKind::RecordPromiseToPay.allowed_roles(),
+        [Role::Collector]
+    );
 }
 
 #[test]
@@ -168,9 +229,15 @@ fn collectors_record_contact_attempts_and_promises_with_valid_dates_and_amounts(
         (contact(in_arrears()), Ok("contact_attempted")),
         (contact(plus_days(today, 1)), Err("attempted_on")),
         (contact(date(2026, 2, 11)), Err("attempted_on")),
-        (promise("500.00", plus_days(today, 7)), Ok("promise_to_pay_recorded")),
+        (
+            promise("500.00", plus_days(today, 7)),
+            Ok("promise_to_pay_recorded"),
+        ),
         (promise("500.00", today), Ok("promise_to_pay_recorded")),
-        (promise("500.00", plus_days(today, 90)), Ok("promise_to_pay_recorded")),
+        (
+            promise("500.00", plus_days(today, 90)),
+            Ok("promise_to_pay_recorded"),
+        ),
         (promise("500.00", plus_days(today, 91)), Err("pay_by")),
         (promise("500.00", date(2026, 2, 12)), Err("pay_by")),
         (promise("0.00", plus_days(today, 7)), Err("amount")),
@@ -215,24 +282,51 @@ fn a_case_resolves_only_as_the_loan_shows_and_then_is_final() {
     // refusal's rule)
     let cases: [(&Loan, NaiveDate, Resolution, Result<Option<u32>, &str>); 8] = [
         (&cured, later, Resolution::Cured, Ok(Some(0))),
-        (&still_overdue, overdue_on, Resolution::Cured, Err("resolution_does_not_match_loan")),
-        (&still_overdue, overdue_on, Resolution::PaidOff, Err("resolution_does_not_match_loan")),
+        (
+            &still_overdue,
+            overdue_on,
+            Resolution::Cured,
+            Err("resolution_does_not_match_loan"),
+        ),
+        (
+            &still_overdue,
+            overdue_on,
+            Resolution::PaidOff,
+            Err("resolution_does_not_match_loan"),
+        ),
         (&paid_off, later, Resolution::PaidOff, Ok(Some(0))),
-        (&paid_off, later, Resolution::Cured, Err("resolution_does_not_match_loan")),
+        (
+            &paid_off,
+            later,
+            Resolution::Cured,
+            Err("resolution_does_not_match_loan"),
+        ),
         (&written_off, later, Resolution::WrittenOff, Ok(None)),
-        (&written_off, later, Resolution::PaidOff, Err("resolution_does_not_match_loan")),
-        (&cured, later, Resolution::WrittenOff, Err("resolution_does_not_match_loan")),
+        (
+            &written_off,
+            later,
+            Resolution::PaidOff,
+            Err("resolution_does_not_match_loan"),
+        ),
+        (
+            &cured,
+            later,
+            Resolution::WrittenOff,
+            Err("resolution_does_not_match_loan"),
+        ),
     ];
     for (loan, later, resolution, expected) in cases {
         let got = decide(&case, &resolve(resolution), Some(loan), Role::System, later);
         match (expected, got) {
             (Ok(days), Ok(events)) => {
-                let [CollectionCaseEvent::CollectionCaseResolved {
-                    resolution: recorded,
-                    days_past_due,
-                    resolved_on,
-                    ..
-                }] = events.as_slice()
+                let [
+                    CollectionCaseEvent::CollectionCaseResolved {
+                        resolution: recorded,
+                        days_past_due,
+                        resolved_on,
+                        ..
+                    },
+                ] = events.as_slice()
                 else {
                     panic!("{resolution:?}: one resolution event, got {events:?}");
                 };
@@ -245,13 +339,26 @@ fn a_case_resolves_only_as_the_loan_shows_and_then_is_final() {
                 assert_eq!(resolved.status(), "resolved");
                 // Final: the same resolution again changes nothing; anything else is refused.
                 assert_eq!(
-                    decide(&resolved, &resolve(resolution), Some(loan), Role::System, later),
+                    decide(
+                        &resolved,
+                        &resolve(resolution),
+                        Some(loan),
+                        Role::System,
+                        later
+                    ),
                     Ok(vec![])
                 );
                 for (command, role) in [
                     (contact(later), Role::Collector),
                     (promise("10.00", later), Role::Collector),
-                    (resolve(if resolution == Resolution::Cured { Resolution::PaidOff } else { Resolution::Cured }), Role::System),
+                    (
+                        resolve(if resolution == Resolution::Cured {
+                            Resolution::PaidOff
+                        } else {
+                            Resolution::Cured
+                        }),
+                        Role::System,
+                    ),
                 ] {
                     let refused = decide(&resolved, &command, Some(loan), role, later);
                     assert_eq!(refused.map_err(|e| e.code()), Err("invalid_transition"));
@@ -266,7 +373,13 @@ fn a_case_resolves_only_as_the_loan_shows_and_then_is_final() {
             (expected, got) => panic!("{resolution:?}: expected {expected:?}, got {got:?}"),
         }
     }
-    let unknown = decide(&CollectionCase::NotOpened, &contact(later), None, Role::Collector, later);
+    let unknown = decide(
+        &CollectionCase::NotOpened,
+        &contact(later),
+        None,
+        Role::Collector,
+        later,
+    );
     assert_eq!(unknown.map_err(|e| e.code()), Err("not_found"));
 }
 

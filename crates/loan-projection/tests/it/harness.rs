@@ -579,7 +579,13 @@ pub(crate) async fn script(w: &impl Lender) -> Portfolio {
     w.send("2026-03-16", CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": p.k1, "loan_id": p.l1, "team": "collections", "reason": "6 days past due" })).await;
     // Backdated: recorded on 20 March, value-dated 10 March (before the penalty days).
     w.send("2026-03-20", CommandKind::RecordRepayment, &["finance"], json!({ "loan_id": p.l1, "payment_reference": "R2", "amount": "1016.50", "value_date": "2026-03-10" })).await;
-    w.send("2026-03-20", CommandKind::ResolveCollectionCase, &["system"], json!({ "case_id": p.k1, "resolution": "cured", "reason": "no arrears" })).await;
+    w.send(
+        "2026-03-20",
+        CommandKind::ResolveCollectionCase,
+        &["system"],
+        json!({ "case_id": p.k1, "resolution": "cured", "reason": "no arrears" }),
+    )
+    .await;
     w.send(
         "2026-03-31",
         CommandKind::EvaluateDelinquency,
@@ -590,6 +596,12 @@ pub(crate) async fn script(w: &impl Lender) -> Portfolio {
     w.send("2026-03-31", CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": p.k2, "loan_id": p.l2, "team": "collections", "reason": "44 days past due" })).await;
     w.send("2026-03-31", CommandKind::RecordContactAttempt, &["collector"], json!({ "case_id": p.k2, "channel": "phone", "outcome": "no_answer", "attempted_on": "2026-03-31" })).await;
     w.send("2026-03-31", CommandKind::RecordContactAttempt, &["collector"], json!({ "case_id": p.k2, "channel": "sms", "outcome": "reached", "note": "will pay on Friday", "attempted_on": "2026-03-31" })).await;
-    w.send("2026-03-31", CommandKind::RecordPromiseToPay, &["collector"], json!({ "case_id": p.k2, "amount": "1040.50", "pay_by": "2026-04-03" })).await;
+    w.send(
+        "2026-03-31",
+        CommandKind::RecordPromiseToPay,
+        &["collector"],
+        json!({ "case_id": p.k2, "amount": "1040.50", "pay_by": "2026-04-03" }),
+    )
+    .await;
     p
 }
