@@ -721,13 +721,8 @@ mod tests {
             let res = |r: &str| Some(r.to_owned());
             // (what, loan, its cases, day, expected)
             type Expected = Vec<(CommandKind, Uuid, Option<String>)>;
-            let cases: Vec<(
-                &str,
-                Loan,
-                Vec<(CollectionCaseId, CollectionCase)>,
-                &str,
-                Expected,
-            )> = vec![
+            type Cases = Vec<(CollectionCaseId, CollectionCase)>;
+            let cases: Vec<(&str, Loan, Cases, &str, Expected)> = vec![
                 ("not yet due", loan(&[]), vec![], "2026-02-05", vec![]),
                 (
                     "1 day past due: at the threshold",

@@ -298,3 +298,29 @@ impl std::fmt::Display for CommandKind {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_types_parse_back_from_their_names_and_every_command_names_one() {
+        for aggregate in AggregateType::ALL {
+            assert_eq!(AggregateType::parse(aggregate.as_str()), Some(aggregate));
+        }
+        assert_eq!(
+            AggregateType::parse("collection_case"),
+            Some(AggregateType::CollectionCase)
+        );
+        assert_eq!(AggregateType::parse("Loan"), None);
+        assert_eq!(AggregateType::parse(""), None);
+        for aggregate in AggregateType::ALL {
+            assert!(
+                CommandKind::ALL
+                    .iter()
+                    .any(|kind| kind.aggregate() == aggregate),
+                "no command addresses {aggregate:?}"
+            );
+        }
+    }
+}

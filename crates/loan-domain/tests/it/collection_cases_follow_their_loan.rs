@@ -280,7 +280,13 @@ fn a_case_resolves_only_as_the_loan_shows_and_then_is_final() {
     let overdue_on = day::overdue_evaluated();
     // (loan, business date, resolution, expected: Ok(days past due recorded) or the
     // refusal's rule)
-    let cases: [(&Loan, NaiveDate, Resolution, Result<Option<u32>, &str>); 8] = [
+    type Case<'l> = (
+        &'l Loan,
+        NaiveDate,
+        Resolution,
+        Result<Option<u32>, &'static str>,
+    );
+    let cases: [Case<'_>; 8] = [
         (&cured, later, Resolution::Cured, Ok(Some(0))),
         (
             &still_overdue,
