@@ -203,9 +203,7 @@ fn to_i64(value: u64) -> Option<i64> {
 }
 
 fn parse_aggregate_type(text: &str) -> Option<AggregateType> {
-    [AggregateType::Customer, AggregateType::Loan]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+    AggregateType::parse(text)
 }
 
 impl SqliteStore {
