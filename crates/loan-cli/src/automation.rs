@@ -18,7 +18,7 @@ use loan_contract::Subjects;
 
 use crate::command_service::{LogFormat, install_logging, shutdown_signal};
 
-/// Run the automation rules: delinquency sweep, due reminders, follow-up watch.
+/// Run the automation rules: delinquency sweep, due reminders, follow-up watch, collections.
 #[derive(Debug, Args)]
 pub(crate) struct AutomationArgs {
     #[command(subcommand)]
