@@ -303,7 +303,9 @@ impl Exporter {
                 .insert(commit.aggregate.to_string(), anchor.clone());
             verifier.anchor(commit.aggregate, anchor);
         }
-        verifier.push(entry.position, &entry.bytes).map_err(broken)?;
+        verifier
+            .push(entry.position, &entry.bytes)
+            .map_err(broken)?;
         self.emit(entry, out)
     }
 

@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::AuditError;
 use crate::export::Manifest;
 use crate::log::LogReader;
-use crate::verify::{Finding, Verification, compare, tampered_manifest, verifier_for, verify_export};
+use crate::verify::{
+    Finding, Verification, compare, tampered_manifest, verifier_for, verify_export,
+};
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]

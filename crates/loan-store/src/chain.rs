@@ -175,7 +175,11 @@ impl ChainVerifier {
     /// Checks the checkpoint stored at `position` as `bytes`: the commits pushed since the
     /// previous one must fold to its log hash and count, and it must name the previous
     /// checkpoint ([`CheckpointVerifier`]).
-    pub fn push_checkpoint(&mut self, position: u64, bytes: &[u8]) -> Result<Checkpoint, BrokenLink> {
+    pub fn push_checkpoint(
+        &mut self,
+        position: u64,
+        bytes: &[u8],
+    ) -> Result<Checkpoint, BrokenLink> {
         self.check_order(position)?;
         let checkpoint = self.checkpoints.checkpoint(position, bytes)?;
         self.last_entry = Some(position);
@@ -337,11 +341,19 @@ pub fn compare(expected: &ChainSummary, found: &ChainSummary) -> Result<(), Brok
             found.log_hash.clone(),
         ));
     }
-    if expected.checkpoints != found.checkpoints || expected.last_checkpoint != found.last_checkpoint {
+    if expected.checkpoints != found.checkpoints
+        || expected.last_checkpoint != found.last_checkpoint
+    {
         return Err(mismatch(
             "checkpoints",
-            format!("{} ending at {:?}", expected.checkpoints, expected.last_checkpoint),
-            format!("{} ending at {:?}", found.checkpoints, found.last_checkpoint),
+            format!(
+                "{} ending at {:?}",
+                expected.checkpoints, expected.last_checkpoint
+            ),
+            format!(
+                "{} ending at {:?}",
+                found.checkpoints, found.last_checkpoint
+            ),
         ));
     }
     Ok(())

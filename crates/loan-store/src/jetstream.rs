@@ -462,7 +462,10 @@ impl JetStreamStore {
             {
                 Ok(message) => {
                     next = message.sequence + 1;
-                    out.push(CheckpointRecord::decode(message.sequence, &message.payload)?);
+                    out.push(CheckpointRecord::decode(
+                        message.sequence,
+                        &message.payload,
+                    )?);
                 }
                 Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
                     break;
@@ -503,7 +506,10 @@ impl CheckpointLog for JetStreamStore {
             Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
-            Err(error) => Err(StoreError::unavailable("reading the last checkpoint", error)),
+            Err(error) => Err(StoreError::unavailable(
+                "reading the last checkpoint",
+                error,
+            )),
         }
     }
 }

@@ -58,8 +58,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointBase, CheckpointFold, CheckpointLog, CheckpointOutcome,
-    CheckpointRecord,
+    Checkpoint, CheckpointBase, CheckpointFold, CheckpointLog, CheckpointOutcome, CheckpointRecord,
 };
 use crate::keys::{KeyEntry, KeyStore, WrappedDek};
 use crate::{
@@ -773,7 +772,12 @@ impl Import {
     }
 
     /// Refuses a position some commit or checkpoint of the store already holds.
-    async fn refuse_taken(&mut self, position: u64, at: i64, context: &str) -> Result<(), StoreError> {
+    async fn refuse_taken(
+        &mut self,
+        position: u64,
+        at: i64,
+        context: &str,
+    ) -> Result<(), StoreError> {
         let taken: Option<String> = sqlx::query_scalar(
             "SELECT 'a commit of ' || aggregate_type || '/' || aggregate_id FROM log WHERE position = ?1
              UNION ALL SELECT 'a checkpoint' FROM checkpoints WHERE position = ?1",

@@ -64,10 +64,17 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     let checkpoints: Vec<usize> = (0..original.len())
         .filter(|&i| original[i].is_checkpoint())
         .collect();
-    assert!(checkpoints.len() >= 3, "the export holds the log's checkpoints");
+    assert!(
+        checkpoints.len() >= 3,
+        "the export holds the log's checkpoints"
+    );
     assert_eq!(manifest.summary.checkpoints, checkpoints.len() as u64);
     assert_eq!(
-        manifest.summary.last_checkpoint.as_ref().map(|c| c.position),
+        manifest
+            .summary
+            .last_checkpoint
+            .as_ref()
+            .map(|c| c.position),
         Some(original[*checkpoints.last().expect("one")].position)
     );
     let intact = verify_export(&file, &manifest).await.expect("verify");
@@ -78,9 +85,8 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     let i = (0..original.len())
         .find(|&i| {
             !original[i].is_checkpoint()
-                && next_checkpoint(&original, i).is_some_and(|k| {
-                    next_of_same_aggregate(&original, i).is_none_or(|j| j > k)
-                })
+                && next_checkpoint(&original, i)
+                    .is_some_and(|k| next_of_same_aggregate(&original, i).is_none_or(|j| j > k))
         })
         .expect("a commit whose chain continues after a checkpoint");
     let k = next_checkpoint(&original, i).expect("checkpoint");
@@ -92,7 +98,10 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     let found = first_broken(&write(dir.path(), "changed", &lines), &manifest).await;
     assert_eq!(found.position, Some(original[k].position), "{found}");
     assert!(found.reason.contains("checkpoint at position"), "{found}");
-    assert!(found.reason.contains("changed, reordered or renumbered"), "{found}");
+    assert!(
+        found.reason.contains("changed, reordered or renumbered"),
+        "{found}"
+    );
 
     // Two adjacent commits of different aggregates swapped, positions renumbered: every
     // chain holds; the next checkpoint names it (before, only the manifest's log hash did).
@@ -113,7 +122,10 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     let k = next_checkpoint(&original, a + 1).expect("checkpoint");
     let found = first_broken(&write(dir.path(), "reordered", &lines), &manifest).await;
     assert_eq!(found.position, Some(original[k].position), "{found}");
-    assert!(found.reason.contains("changed, reordered or renumbered"), "{found}");
+    assert!(
+        found.reason.contains("changed, reordered or renumbered"),
+        "{found}"
+    );
 
     // A commit dropped: named at whichever comes first, the aggregate's next commit (its
     // chain breaks) or the next checkpoint (one commit fewer).
@@ -138,9 +150,7 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     // The whole tail of an aggregate dropped (from its second commit on): its chain ends
     // early but intact; the first checkpoint after the first dropped commit counts them.
     let first_commit = (0..original.len())
-        .find(|&i| {
-            !original[i].is_checkpoint() && next_of_same_aggregate(&original, i).is_some()
-        })
+        .find(|&i| !original[i].is_checkpoint() && next_of_same_aggregate(&original, i).is_some())
         .expect("an aggregate with two commits");
     let tail_owner = aggregate(&original[first_commit]);
     let tail_start = next_of_same_aggregate(&original, first_commit).expect("second commit");
@@ -169,13 +179,21 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
     let mut lines = original.clone();
     lines.remove(checkpoints[0]);
     let found = first_broken(&write(dir.path(), "dropped-checkpoint", &lines), &manifest).await;
-    assert_eq!(found.position, Some(original[checkpoints[1]].position), "{found}");
+    assert_eq!(
+        found.position,
+        Some(original[checkpoints[1]].position),
+        "{found}"
+    );
     assert!(found.reason.contains("was dropped"), "{found}");
 
     // The last checkpoint dropped: the manifest counts the checkpoints.
     let mut lines = original.clone();
     lines.remove(*checkpoints.last().expect("one"));
-    let found = first_broken(&write(dir.path(), "dropped-last-checkpoint", &lines), &manifest).await;
+    let found = first_broken(
+        &write(dir.path(), "dropped-last-checkpoint", &lines),
+        &manifest,
+    )
+    .await;
     assert!(found.reason.contains("number of checkpoints"), "{found}");
 
     // A checkpoint's log hash altered: it no longer matches the fold before it.
@@ -199,8 +217,15 @@ async fn each_tampering_is_named_at_its_first_broken_link() {
         cp.written_at += chrono::Duration::days(1);
     });
     let found = first_broken(&write(dir.path(), "altered-time", &lines), &manifest).await;
-    assert_eq!(found.position, Some(original[checkpoints[1]].position), "{found}");
-    assert!(found.reason.contains("the previous checkpoint was altered"), "{found}");
+    assert_eq!(
+        found.position,
+        Some(original[checkpoints[1]].position),
+        "{found}"
+    );
+    assert!(
+        found.reason.contains("the previous checkpoint was altered"),
+        "{found}"
+    );
 
     // The last checkpoint's time altered: the manifest's last checkpoint catches it.
     let mut lines = original.clone();
@@ -232,7 +257,10 @@ async fn checkpoints_verify_live_in_part_and_after_import_and_commit_readers_ski
     let mut live = w.log().read_all_with_checkpoints().await.expect("read");
     let verification = verify_chains(&mut live, [], None).await.expect("verify");
     assert!(verification.intact, "{:?}", verification.first_broken_link);
-    assert_eq!(verification.summary.checkpoints, manifest.summary.checkpoints);
+    assert_eq!(
+        verification.summary.checkpoints,
+        manifest.summary.checkpoints
+    );
     let against = verify_manifest_against_live(&w.log(), &manifest)
         .await
         .expect("verify");
@@ -292,20 +320,28 @@ async fn checkpoints_verify_live_in_part_and_after_import_and_commit_readers_ski
 
     // Import keeps the checkpoints at their positions; the store verifies with them.
     let store_path = dir.path().join("imported.sqlite");
-    match import_into(&file, &manifest, &store_path).await.expect("import") {
+    match import_into(&file, &manifest, &store_path)
+        .await
+        .expect("import")
+    {
         ImportOutcome::Imported(summary) => {
             assert_eq!(summary.checkpoints, manifest.summary.checkpoints);
             assert_eq!(summary.log_hash, manifest.summary.log_hash);
         }
         ImportOutcome::Refused(v) => panic!("refused: {:?}", v.first_broken_link),
     }
-    let log = EmbeddedLog::open(&store_path, &w.prefix).await.expect("open");
+    let log = EmbeddedLog::open(&store_path, &w.prefix)
+        .await
+        .expect("open");
     let mut reader = log.read_all_with_checkpoints().await.expect("read");
     let mut imported = Vec::new();
     while let Some(entry) = reader.next().await.expect("read") {
         imported.push(entry);
     }
-    assert_eq!(imported, original, "line for line, byte for byte, checkpoints included");
+    assert_eq!(
+        imported, original,
+        "line for line, byte for byte, checkpoints included"
+    );
     let verification = verify_chains(
         &mut log.read_all_with_checkpoints().await.expect("read"),
         [],
@@ -314,7 +350,10 @@ async fn checkpoints_verify_live_in_part_and_after_import_and_commit_readers_ski
     .await
     .expect("verify");
     assert!(verification.intact, "{:?}", verification.first_broken_link);
-    assert_eq!(verification.summary.checkpoints, manifest.summary.checkpoints);
+    assert_eq!(
+        verification.summary.checkpoints,
+        manifest.summary.checkpoints
+    );
 
     // An export with a tampered checkpoint is refused at import, nothing written.
     let mut lines = original.clone();

@@ -123,14 +123,15 @@ impl World {
         let sent = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if let Some((store, every)) = &self.checkpoints {
             if sent % every == 0 {
-                let outcome = loan_store::checkpoint::CheckpointLog::write_checkpoint(
-                    store,
-                    morning(today),
-                )
-                .await
-                .expect("checkpoint");
+                let outcome =
+                    loan_store::checkpoint::CheckpointLog::write_checkpoint(store, morning(today))
+                        .await
+                        .expect("checkpoint");
                 assert!(
-                    matches!(outcome, loan_store::checkpoint::CheckpointOutcome::Written(_)),
+                    matches!(
+                        outcome,
+                        loan_store::checkpoint::CheckpointOutcome::Written(_)
+                    ),
                     "{outcome:?}"
                 );
             }

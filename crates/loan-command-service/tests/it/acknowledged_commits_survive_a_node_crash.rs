@@ -64,7 +64,8 @@ async fn commits_from_the_leader(h: &Harness) -> Vec<Commit> {
             checkpoints += 1;
             continue;
         }
-        commits.push(Commit::from_bytes(&message.payload).expect("every other message is a commit"));
+        commits
+            .push(Commit::from_bytes(&message.payload).expect("every other message is a commit"));
     }
     assert_eq!(
         commits.len() as u64 + checkpoints,

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use loan_domain::CommandKind;
+use loan_store::EventStore;
 use loan_store::chain::ChainVerifier;
 use loan_store::checkpoint::{Cadence, CheckpointLog, CheckpointRecord};
 use loan_store::jetstream::JetStreamStore;
-use loan_store::EventStore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -32,7 +32,10 @@ async fn checkpoint_covering(store: &JetStreamStore, position: u64) -> Checkpoin
 /// of checkpoints.
 async fn verify_stream(store: &JetStreamStore) -> u64 {
     let commits = store.read_after(0, 100_000).await.expect("commits");
-    let checkpoints = store.checkpoints_after(0, 100_000).await.expect("checkpoints");
+    let checkpoints = store
+        .checkpoints_after(0, 100_000)
+        .await
+        .expect("checkpoints");
     let mut verifier = ChainVerifier::new();
     let (mut c, mut k) = (commits.iter().peekable(), checkpoints.iter().peekable());
     loop {
@@ -101,7 +104,10 @@ async fn a_checkpoint_follows_every_third_commit() {
         .iter()
         .map(|c| c.position)
         .collect();
-    assert_eq!(all, covered, "one checkpoint after the 3rd and the 6th lead, none after the 7th");
+    assert_eq!(
+        all, covered,
+        "one checkpoint after the 3rd and the 6th lead, none after the 7th"
+    );
     assert_eq!(verify_stream(&store).await, 2);
 }
 

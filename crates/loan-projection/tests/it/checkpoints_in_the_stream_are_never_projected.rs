@@ -33,7 +33,11 @@ async fn a_stream_ending_with_a_checkpoint_projects_fully_with_no_lag() {
     };
     let last_commit = store.last_commit_position().await.expect("last commit");
     assert_eq!(checkpoint.checkpoint.covers, last_commit);
-    assert_eq!(world.head().await, checkpoint.position, "the stream ends with the checkpoint");
+    assert_eq!(
+        world.head().await,
+        checkpoint.position,
+        "the stream ends with the checkpoint"
+    );
 
     let database = TestDatabase::create().await;
     let config = world.config(&database, "with-checkpoints", 4);
@@ -62,5 +66,8 @@ async fn a_stream_ending_with_a_checkpoint_projects_fully_with_no_lag() {
 
     // Every commit before the checkpoint was applied.
     let rows = snapshot(&db).await;
-    assert!(rows.values().map(Vec::len).sum::<usize>() > 40, "the portfolio has rows");
+    assert!(
+        rows.values().map(Vec::len).sum::<usize>() > 40,
+        "the portfolio has rows"
+    );
 }

@@ -89,10 +89,7 @@ async fn a_jetstream_checkpoint_covers_every_commit_before_it_and_names_the_prev
     assert_eq!(first.checkpoint.covers, positions[2]);
     assert_eq!(first.position, positions[2] + 1);
     assert_eq!(
-        (
-            first.checkpoint.log_hash.clone(),
-            first.checkpoint.commits
-        ),
+        (first.checkpoint.log_hash.clone(), first.checkpoint.commits),
         fold_of(&store, positions[2]).await
     );
     assert_eq!(first.checkpoint.previous_position, 0);
@@ -181,8 +178,16 @@ async fn two_writers_on_one_stream_never_write_two_checkpoints_over_one_range() 
     let server = NatsServer::start();
     let store = open_jetstream(&server.url()).await;
     append_commits(&store, 4).await;
-    let a = store.prepare_checkpoint(epoch()).await.expect("a").expect("a");
-    let b = store.prepare_checkpoint(epoch()).await.expect("b").expect("b");
+    let a = store
+        .prepare_checkpoint(epoch())
+        .await
+        .expect("a")
+        .expect("a");
+    let b = store
+        .prepare_checkpoint(epoch())
+        .await
+        .expect("b")
+        .expect("b");
     assert_eq!(a, b);
     let (first, second) = tokio::join!(store.publish_checkpoint(&a), store.publish_checkpoint(&b));
     let outcomes = [first.expect("first"), second.expect("second")];
@@ -207,7 +212,10 @@ async fn two_writers_on_one_stream_never_write_two_checkpoints_over_one_range() 
 
 /// Waits (bounded) until the last checkpoint covers `position`; the bound only turns a
 /// hang into a failure.
-async fn wait_for_checkpoint_covering<L: CheckpointLog>(log: &L, position: u64) -> CheckpointRecord {
+async fn wait_for_checkpoint_covering<L: CheckpointLog>(
+    log: &L,
+    position: u64,
+) -> CheckpointRecord {
     for _ in 0..600 {
         if let Some(last) = log.last_checkpoint().await.expect("last checkpoint") {
             if last.checkpoint.covers >= position {
@@ -313,7 +321,11 @@ async fn a_sqlite_checkpoint_takes_the_next_position_and_appends_continue_after_
         CheckpointOutcome::UpToDate
     );
     let more = append_commits(&store, 1).await;
-    assert_eq!(more, vec![5], "the next commit takes the position after the checkpoint");
+    assert_eq!(
+        more,
+        vec![5],
+        "the next commit takes the position after the checkpoint"
+    );
     let second = written(store.write_checkpoint(epoch()).await.expect("checkpoint"));
     assert_eq!((second.position, second.checkpoint.covers), (6, 5));
     assert_eq!(second.checkpoint.previous_hash, first.hash);
@@ -342,7 +354,10 @@ async fn a_sqlite_checkpoint_takes_the_next_position_and_appends_continue_after_
         .collect();
     assert_eq!(checkpoints, vec![4, 6]);
     assert_eq!(
-        entries.iter().map(StoredEntry::position).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(StoredEntry::position)
+            .collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5, 6]
     );
 
@@ -408,7 +423,10 @@ async fn an_import_writes_checkpoints_at_their_positions_and_never_over_one() {
         .push_checkpoint(10, b"{\"not\":\"a checkpoint\"}")
         .await
         .expect_err("not a checkpoint");
-    assert!(matches!(error, StoreError::ImportRefused { position: 10, .. }), "{error}");
+    assert!(
+        matches!(error, StoreError::ImportRefused { position: 10, .. }),
+        "{error}"
+    );
 }
 
 // The verifier, on a synthetic log (commit hashes stand for commits' bytes).
@@ -483,19 +501,30 @@ fn a_dropped_commit_is_named_at_the_next_checkpoint() {
         commit_hash,
     ));
     assert_eq!(position, 8);
-    assert!(reason.contains("1 commit(s) between the checkpoint at position 4 and position 7 were dropped"), "{reason}");
+    assert!(
+        reason.contains(
+            "1 commit(s) between the checkpoint at position 4 and position 7 were dropped"
+        ),
+        "{reason}"
+    );
 }
 
 #[test]
 fn a_changed_commit_is_named_at_the_next_checkpoint() {
     let entries = synthetic_log(4, 2);
-    let (position, reason) = checkpoint_finding(verify(
-        CheckpointVerifier::from_start(),
-        &entries,
-        |p| if p == 2 { commit_hash(99) } else { commit_hash(p) },
-    ));
+    let (position, reason) =
+        checkpoint_finding(verify(CheckpointVerifier::from_start(), &entries, |p| {
+            if p == 2 {
+                commit_hash(99)
+            } else {
+                commit_hash(p)
+            }
+        }));
     assert_eq!(position, 3);
-    assert!(reason.contains("changed, reordered or renumbered"), "{reason}");
+    assert!(
+        reason.contains("changed, reordered or renumbered"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -508,7 +537,10 @@ fn a_dropped_checkpoint_breaks_the_next_ones_link() {
         commit_hash,
     ));
     assert_eq!(position, 8);
-    assert!(reason.contains("previous checkpoint at position 4"), "{reason}");
+    assert!(
+        reason.contains("previous checkpoint at position 4"),
+        "{reason}"
+    );
     assert!(reason.contains("dropped"), "{reason}");
 }
 
@@ -525,7 +557,10 @@ fn an_altered_checkpoint_breaks_the_next_ones_link() {
         commit_hash,
     ));
     assert_eq!(position, 8);
-    assert!(reason.contains("the previous checkpoint was altered"), "{reason}");
+    assert!(
+        reason.contains("the previous checkpoint was altered"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -546,7 +581,8 @@ fn a_moved_checkpoint_is_named() {
 fn garbage_in_place_of_a_checkpoint_is_a_finding_not_a_panic() {
     let mut verifier = CheckpointVerifier::from_start();
     verifier.commit(1, &commit_hash(1));
-    let (position, reason) = checkpoint_finding(verifier.checkpoint(2, b"\xff{not json").map(|_| 0));
+    let (position, reason) =
+        checkpoint_finding(verifier.checkpoint(2, b"\xff{not json").map(|_| 0));
     assert_eq!(position, 2);
     assert!(reason.contains("cannot be read"), "{reason}");
 }
@@ -561,11 +597,8 @@ fn mid_log_the_first_checkpoint_is_the_base_and_the_next_ones_are_checked() {
     );
     let mut dropped = entries[2..].to_vec();
     dropped.remove(2); // position 5
-    let (position, _) = checkpoint_finding(verify(
-        CheckpointVerifier::mid_log(),
-        &dropped,
-        commit_hash,
-    ));
+    let (position, _) =
+        checkpoint_finding(verify(CheckpointVerifier::mid_log(), &dropped, commit_hash));
     assert_eq!(position, 8);
     // From the start, a log that lacks its first checkpoint is caught.
     let (position, reason) = checkpoint_finding(verify(
