@@ -33,14 +33,12 @@ fn stored(result: Result<Appended, StoreError>) -> u64 {
 }
 
 /// Appends `n` commits to a new loan; returns their positions.
-async fn append_commits<S: EventStore>(store: &S, n: usize) -> Vec<u64> {
+async fn append_commits<S: EventStore>(store: &S, n: u64) -> Vec<u64> {
     let loan = new_loan();
     let mut last = 0;
-    let mut version = 0;
     let mut positions = Vec::new();
-    for _ in 0..n {
+    for version in 0..n {
         last = stored(store.append(&sample_commit(loan, version, 1), last).await);
-        version += 1;
         positions.push(last);
     }
     positions
