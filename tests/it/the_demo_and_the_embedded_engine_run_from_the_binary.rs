@@ -247,3 +247,87 @@ fn the_embedded_engine_takes_commands_from_the_cli_and_over_http() {
     }
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_the_same_book_on_the_real_servers() {
+    let server = loan_testkit::NatsServer::start();
+    let database = loan_testkit::postgres::TestDatabase::create().await;
+    let url = server.url();
+    let database_url = database.url().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        loan(&[
+            "demo",
+            "--customers",
+            "60",
+            "--months",
+            "8",
+            "--seed",
+            "5",
+            "--quiet",
+            "--nats",
+            &url,
+            "--database-url",
+            &database_url,
+        ])
+    })
+    .await
+    .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&output.stderr)
+    );
+    for section in [
+        "## Delinquency",
+        "## Pipeline",
+        "replay of group portfolio from position 0 agrees",
+        "every check holds",
+    ] {
+        assert!(
+            stdout.contains(section),
+            "missing {section:?} in:\n{stdout}"
+        );
+    }
+    // The same seed on the embedded mode prints the same book and the same figures.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let data_text = data.to_str().unwrap().to_owned();
+    let embedded = tokio::task::spawn_blocking(move || {
+        loan(&[
+            "demo",
+            "--customers",
+            "60",
+            "--months",
+            "8",
+            "--seed",
+            "5",
+            "--quiet",
+            "--data",
+            &data_text,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        embedded.status.code(),
+        Some(0),
+        "{}",
+        text(&embedded.stderr)
+    );
+    let strip = |out: &str| {
+        out.lines()
+            .skip_while(|line| !line.starts_with("## The book"))
+            .take_while(|line| !line.starts_with("## Audit"))
+            .filter(|line| !line.contains(" s (") && !line.contains(" in "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&stdout),
+        strip(&text(&embedded.stdout)),
+        "same figures on both deployments"
+    );
+    database.drop_database().await;
+}

@@ -116,7 +116,12 @@ async fn a_loan_sent_as_a_command_is_reported_by_the_query_api() {
     let client = async_nats::connect(&url).await.expect("connect");
     let customer_id = Uuid::now_v7();
     let loan_id = Uuid::now_v7();
-    let today = "2026-11-23";
+    // The service's business day (UTC+8, its default), not the calendar date of whoever
+    // runs the test: after 16:00 UTC it is already tomorrow there.
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .date_naive()
+        .to_string();
+    let today = today.as_str();
     send(&client, "register_customer", &["customer_service"], json!({
         "customer_id": customer_id, "name": "Li Wei", "gender": "male", "birth_date": "1988-07-15",
         "phone": PHONE, "national_id": loan_testkit::synthetic::national_id("44030419880715123"),

@@ -56,7 +56,7 @@ pub enum Selection {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     },
-    /// One customer and every loan captured for them.
+    /// One customer, every loan captured for them and those loans' collection cases.
     Customer { customer_id: Uuid },
 }
 
@@ -189,6 +189,9 @@ struct Filter<'s> {
     /// Customer selection: the customer's loans seen so far (a loan's first commit, its
     /// lead, names the customer before any other commit of the loan).
     loans: HashSet<Uuid>,
+    /// Customer selection: the collection cases of those loans seen so far (a case's
+    /// first commit, its opening, names the loan).
+    cases: HashSet<Uuid>,
 }
 
 impl<'s> Filter<'s> {
@@ -197,6 +200,7 @@ impl<'s> Filter<'s> {
             selection,
             started: false,
             loans: HashSet::new(),
+            cases: HashSet::new(),
         }
     }
 
@@ -245,6 +249,13 @@ impl<'s> Filter<'s> {
                             return Ok(Admit::Yes);
                         }
                         Ok(Admit::No)
+                    }
+                    AggregateType::CollectionCase => {
+                        if crate::history::case_of_loans(&commit, &self.loans, &mut self.cases) {
+                            Ok(Admit::Yes)
+                        } else {
+                            Ok(Admit::No)
+                        }
                     }
                 }
             }

@@ -34,7 +34,7 @@ use crate::log::{LogEntry, LogReader};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     Aggregate(AggregateRef),
-    /// A customer and every loan captured for them.
+    /// A customer, every loan captured for them and those loans' collection cases.
     CustomerWithLoans(Uuid),
 }
 
@@ -204,6 +204,31 @@ fn mask(field: &str, clear: &str) -> String {
     masked.unwrap_or_else(|| mask_middle(clear, 2, 2))
 }
 
+/// Whether a collection case commit belongs to one of `loans`: a case already seen
+/// (`cases`), or one whose opening names one of the loans (then remembered in `cases`).
+pub(crate) fn case_of_loans(
+    commit: &loan_store::Commit,
+    loans: &HashSet<Uuid>,
+    cases: &mut HashSet<Uuid>,
+) -> bool {
+    if cases.contains(&commit.aggregate.id) {
+        return true;
+    }
+    let opened_for_loan = commit.events.iter().any(|event| {
+        event.event_type == "collection_case_opened"
+            && event
+                .data
+                .get("loan_id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .is_some_and(|id| loans.contains(&id))
+    });
+    if opened_for_loan {
+        cases.insert(commit.aggregate.id);
+    }
+    opened_for_loan
+}
+
 /// The commits of `subject`, in log order.
 pub(crate) async fn select(
     reader: &mut LogReader,
@@ -211,6 +236,7 @@ pub(crate) async fn select(
 ) -> Result<Vec<LogEntry>, AuditError> {
     let mut out = Vec::new();
     let mut loans = HashSet::new();
+    let mut cases = HashSet::new();
     while let Some(entry) = reader.next().await? {
         let commit = entry.commit()?;
         let keep = match subject {
@@ -230,6 +256,7 @@ pub(crate) async fn select(
                         captured
                     }
                 }
+                AggregateType::CollectionCase => case_of_loans(&commit, &loans, &mut cases),
             },
         };
         if keep {

@@ -141,9 +141,12 @@ fn loan_events(entry: &LogEntry) -> Result<Vec<LoanEvent>, AuditError> {
             })?;
             match envelope.event {
                 AnyEvent::Loan(event) => Ok(event),
-                AnyEvent::Customer(_) => Err(AuditError::Corrupt {
+                other => Err(AuditError::Corrupt {
                     position: entry.position,
-                    reason: "a customer event in a loan commit".into(),
+                    reason: format!(
+                        "a {} event in a loan commit",
+                        other.aggregate_type().as_str()
+                    ),
                 }),
             }
         })

@@ -13,8 +13,8 @@
 //! outbox in PostgreSQL schema `automation`: the exactly-once story), [`worker`] (the
 //! I/O shell: consume, run the days, send).
 //!
-//! Rules in this version: the daily delinquency sweep, due reminders and the follow-up
-//! watch (docs/automation.md).
+//! Rules in this version: the daily delinquency sweep, due reminders, the follow-up watch
+//! and collections (opening and resolving collection cases) (docs/automation.md).
 
 pub mod calendar;
 pub mod outbox;

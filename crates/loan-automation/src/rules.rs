@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use loan_contract::notification::{DueReminder, FollowUpOverdue, Notification};
+use loan_domain::collection::{
+    self, CollectionCase, OpenCollectionCase, Resolution, ResolveCollectionCase,
+};
 use loan_domain::loan::{EvaluateDelinquency, Loan, LoanStatus};
 use loan_domain::servicing;
-use loan_domain::{CommandKind, LoanId, Money};
+use loan_domain::{CollectionCaseId, CommandKind, LoanId, Money};
 use uuid::Uuid;
 
 use crate::calendar::BusinessCalendar;
@@ -32,13 +35,17 @@ pub enum Rule {
     DueReminder,
     /// A lead or review untouched for N days: notify its officer and their manager.
     FollowUpWatch,
+    /// A loan more than N days past due gets a collection case; the case is resolved when
+    /// the loan is cured, paid off or written off.
+    Collections,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [
+    pub const ALL: [Rule; 4] = [
         Rule::DelinquencySweep,
         Rule::DueReminder,
         Rule::FollowUpWatch,
+        Rule::Collections,
     ];
 
     /// Stable snake_case name (in ids, tables, notifications).
@@ -47,6 +54,7 @@ impl Rule {
             Rule::DelinquencySweep => "delinquency_sweep",
             Rule::DueReminder => "due_reminder",
             Rule::FollowUpWatch => "follow_up_watch",
+            Rule::Collections => "collections",
         }
     }
 
@@ -76,6 +84,10 @@ pub struct RuleConfig {
     pub managers: BTreeMap<String, String>,
     /// Who hears about leads without an officer (and officers without a manager).
     pub default_manager: Option<String>,
+    /// A loan more than this many days past due gets a collection case (default 1).
+    pub collection_after_days: u32,
+    /// The team new collection cases are assigned to (default `collections`).
+    pub collection_team: String,
 }
 
 impl Default for RuleConfig {
@@ -86,6 +98,8 @@ impl Default for RuleConfig {
             follow_up_after_days: 3,
             managers: BTreeMap::new(),
             default_manager: None,
+            collection_after_days: 1,
+            collection_team: "collections".into(),
         }
     }
 }
@@ -128,6 +142,7 @@ pub fn on_day(portfolio: &Portfolio, day: NaiveDate, config: &RuleConfig) -> Vec
     let mut actions = delinquency_sweep(portfolio, day, config);
     actions.extend(due_reminders(portfolio, day, config));
     actions.extend(follow_up_watch(portfolio, day, config));
+    actions.extend(collections(portfolio, day, config));
     actions
 }
 
@@ -351,6 +366,150 @@ fn watch_one(
     })
 }
 
+/// The id of a loan's `number`-th collection case (from 1) for the arrears episode whose
+/// oldest unpaid installment fell due on `oldest_due`: stable, so an opening decided again
+/// (a day caught up, an opening still pending) names the same case.
+pub fn collection_case_id(
+    loan_id: LoanId,
+    number: usize,
+    oldest_due: NaiveDate,
+) -> CollectionCaseId {
+    CollectionCaseId(action_id(
+        Rule::Collections,
+        &format!("case/{loan_id}/{number}/{oldest_due}"),
+    ))
+}
+
+/// The collections rule of `day` (every calendar day: the queue is kept current):
+/// * a loan in servicing with no open case that is more than `collection_after_days` days
+///   past due on `day` gets `open_collection_case`, assigned to `collection_team` — once
+///   per case: the command id and the case id name the loan, the case's number and the due
+///   date of the oldest unpaid installment;
+/// * a loan with an open case that is cured (no arrears on `day`), paid off or written
+///   off gets `resolve_collection_case` — once per case and loan version (the id names
+///   both: a resolution refused because the loan moved on meanwhile is decided again
+///   when the loan moves again).
+pub fn collections(portfolio: &Portfolio, day: NaiveDate, config: &RuleConfig) -> Vec<Action> {
+    let threshold = config.collection_after_days;
+    let mut actions = Vec::new();
+    for (loan_id, file) in portfolio.loans() {
+        let open_case = file
+            .cases
+            .last()
+            .filter(|id| portfolio.case(**id).is_some_and(CollectionCase::is_open));
+        match open_case {
+            Some(case_id) => {
+                if let Some(action) = resolve_case(*loan_id, file, *case_id, day) {
+                    actions.push(action);
+                }
+            }
+            None => {
+                if let Some(action) = open_case_for(*loan_id, file, day, threshold, config) {
+                    actions.push(action);
+                }
+            }
+        }
+    }
+    actions
+}
+
+fn open_case_for(
+    loan_id: LoanId,
+    file: &LoanFile,
+    day: NaiveDate,
+    threshold: u32,
+    config: &RuleConfig,
+) -> Option<Action> {
+    let account = collection::in_servicing(&file.loan)?;
+    let position = account.position_as_of(&account.payments, day).ok()?;
+    let days_past_due = servicing::days_past_due(&account.schedule, &position.installments, day);
+    if days_past_due <= threshold {
+        return None;
+    }
+    let (number, oldest_due) = account
+        .schedule
+        .installments
+        .iter()
+        .zip(&position.installments)
+        .find(|(i, p)| i.due_date < day && !servicing::fully_paid(i, p))
+        .map(|(i, _)| (i.number, i.due_date))?;
+    let case_number = file.cases.len() + 1;
+    let case_id = collection_case_id(loan_id, case_number, oldest_due);
+    let reason = format!(
+        "installment {number} due {oldest_due} is unpaid on {day}: {days_past_due} days past due, more than the {threshold} days allowed before collections"
+    );
+    let payload = serde_json::to_value(OpenCollectionCase {
+        case_id,
+        loan_id,
+        team: config.collection_team.clone(),
+        reason: reason.clone(),
+    })
+    .ok()?;
+    Some(Action {
+        id: action_id(
+            Rule::Collections,
+            &format!("open/{loan_id}/{case_number}/{oldest_due}"),
+        ),
+        rule: Rule::Collections,
+        business_date: day,
+        loan_id,
+        reason,
+        effect: Effect::Command {
+            kind: CommandKind::OpenCollectionCase,
+            payload,
+        },
+    })
+}
+
+fn resolve_case(
+    loan_id: LoanId,
+    file: &LoanFile,
+    case_id: CollectionCaseId,
+    day: NaiveDate,
+) -> Option<Action> {
+    let (resolution, reason) = match &file.loan {
+        Loan::PaidOff(_) => (Resolution::PaidOff, "the loan is paid off".to_owned()),
+        Loan::WrittenOff(account) => (
+            Resolution::WrittenOff,
+            format!(
+                "the loan was written off on {}",
+                account.written_off_on.unwrap_or(day)
+            ),
+        ),
+        loan => {
+            let account = collection::in_servicing(loan)?;
+            let position = account.position_as_of(&account.payments, day).ok()?;
+            if servicing::days_past_due(&account.schedule, &position.installments, day) > 0 {
+                return None;
+            }
+            (
+                Resolution::Cured,
+                format!("the loan has no installment past due on {day}"),
+            )
+        }
+    };
+    let payload = serde_json::to_value(ResolveCollectionCase {
+        case_id,
+        resolution,
+        reason: reason.clone(),
+    })
+    .ok()?;
+    Some(Action {
+        id: action_id(
+            Rule::Collections,
+            &format!("resolve/{case_id}/{}", file.version),
+        ),
+        rule: Rule::Collections,
+        business_date: day,
+        loan_id,
+        reason: format!("case {case_id}: {reason}"),
+        effect: Effect::Command {
+            kind: CommandKind::ResolveCollectionCase,
+            payload,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +543,341 @@ mod tests {
             assert_eq!(Rule::parse(rule.name()), Some(rule));
         }
         assert_eq!(Rule::parse("no_such_rule"), None);
+    }
+
+    mod collections {
+        //! The collections rule on hand-built portfolios: loans folded from hand-written
+        //! events with the domain's own `evolve`, cases from hand-written openings.
+
+        use super::*;
+        use loan_domain::collection::CollectionCaseEvent;
+        use loan_domain::loan::{Approver, Contract, LoanEvent, LoanPurpose};
+        use loan_domain::schedule::{RepaymentMethod, ScheduleTerms, build_schedule};
+        use loan_domain::servicing::Outstanding;
+        use loan_domain::{Currency, CustomerId, Rate, RuleVersions};
+
+        fn loan_id() -> LoanId {
+            LoanId(Uuid::from_u128(0x10a1))
+        }
+
+        fn first_due() -> NaiveDate {
+            d("2026-02-05")
+        }
+
+        /// 12,000 over 12 months, disbursed 2026-01-05, first due 2026-02-05, 3 grace days;
+        /// then `more` events.
+        fn loan(more: &[LoanEvent]) -> Loan {
+            let principal = Money::parse("12000.00").unwrap();
+            let rate = Rate::parse("0.12").unwrap();
+            let currency = Currency::parse("CNY").unwrap();
+            let schedule = build_schedule(&ScheduleTerms {
+                principal,
+                annual_rate: rate,
+                term_months: 12,
+                method: RepaymentMethod::EqualInstallment,
+                first_due_date: first_due(),
+            })
+            .unwrap();
+            let events = [
+                LoanEvent::LeadCaptured {
+                    loan_id: loan_id(),
+                    customer_id: CustomerId(Uuid::from_u128(0xc1)),
+                    channel: "app".into(),
+                    purpose: LoanPurpose::Consumer,
+                    requested_amount: principal,
+                    currency: currency.clone(),
+                    term_months: 12,
+                    captured_on: d("2026-01-02"),
+                },
+                LoanEvent::SubmittedForReview {
+                    documents: vec![],
+                    submitted_on: d("2026-01-02"),
+                },
+                LoanEvent::ApplicationApproved {
+                    approved_amount: principal,
+                    annual_rate: rate,
+                    term_months: 12,
+                    approver: Approver::Underwriter { note: None },
+                    approved_on: d("2026-01-03"),
+                },
+                LoanEvent::ContractSigned {
+                    contract: Contract {
+                        principal,
+                        currency,
+                        annual_rate: rate,
+                        term_months: 12,
+                        method: RepaymentMethod::EqualInstallment,
+                        first_due_date: first_due(),
+                        grace_days: 3,
+                        daily_penalty_rate: Rate::parse("0.0005").unwrap(),
+                        signed_on: d("2026-01-04"),
+                    },
+                },
+                LoanEvent::LoanDisbursed {
+                    payout_reference: "PO-1".into(),
+                    value_date: d("2026-01-05"),
+                    schedule,
+                    rules: RuleVersions::current(),
+                },
+            ];
+            Loan::replay(events.iter().chain(more))
+        }
+
+        fn overdue() -> LoanEvent {
+            LoanEvent::LoanStatusChanged {
+                as_of: d("2026-02-09"),
+                from: LoanStatus::Disbursed,
+                to: LoanStatus::Overdue,
+                days_past_due: 4,
+            }
+        }
+
+        fn written_off() -> LoanEvent {
+            LoanEvent::LoanWrittenOff {
+                reason: "unreachable".into(),
+                as_of: d("2026-03-01"),
+                days_past_due: 24,
+                outstanding: Outstanding {
+                    principal: Money::parse("12000.00").unwrap(),
+                    interest: Money::ZERO,
+                    penalty: Money::ZERO,
+                },
+                written_off_on: d("2026-03-01"),
+            }
+        }
+
+        fn paid_off() -> LoanEvent {
+            LoanEvent::LoanStatusChanged {
+                as_of: d("2026-02-20"),
+                from: LoanStatus::Overdue,
+                to: LoanStatus::PaidOff,
+                days_past_due: 0,
+            }
+        }
+
+        /// A case opened for the loan; resolved as `resolved` if given.
+        fn case(number: usize, resolved: Option<Resolution>) -> (CollectionCaseId, CollectionCase) {
+            let id = collection_case_id(loan_id(), number, first_due());
+            let mut events = vec![CollectionCaseEvent::CollectionCaseOpened {
+                case_id: id,
+                loan_id: loan_id(),
+                customer_id: CustomerId(Uuid::from_u128(0xc1)),
+                team: "collections".into(),
+                currency: Currency::parse("CNY").unwrap(),
+                days_past_due: 2,
+                overdue_amount: Money::parse("1066.19").unwrap(),
+                reason: "hand-built".into(),
+                opened_on: d("2026-02-07"),
+            }];
+            if let Some(resolution) = resolved {
+                events.push(CollectionCaseEvent::CollectionCaseResolved {
+                    resolution,
+                    reason: "hand-built".into(),
+                    days_past_due: 0,
+                    resolved_on: d("2026-02-08"),
+                });
+            }
+            (id, CollectionCase::replay(&events))
+        }
+
+        fn portfolio(
+            loan: Loan,
+            version: u64,
+            cases: &[(CollectionCaseId, CollectionCase)],
+        ) -> Portfolio {
+            let mut portfolio = Portfolio::default();
+            portfolio.insert_loan(loan_id(), LoanFile::with(loan, d("2026-01-05"), version));
+            for (id, case) in cases {
+                portfolio.insert_case(*id, case.clone());
+            }
+            portfolio
+        }
+
+        /// What the rule decided: (command, case id, resolution) of each action.
+        fn decided(actions: &[Action]) -> Vec<(CommandKind, Uuid, Option<String>)> {
+            actions
+                .iter()
+                .map(|action| {
+                    let Effect::Command { kind, payload } = &action.effect else {
+                        panic!("the collections rule only sends commands: {action:?}");
+                    };
+                    assert_eq!(action.rule, Rule::Collections);
+                    assert!(!action.reason.is_empty(), "a reason");
+                    let case: Uuid = payload["case_id"].as_str().unwrap().parse().unwrap();
+                    let resolution = payload["resolution"].as_str().map(str::to_owned);
+                    (*kind, case, resolution)
+                })
+                .collect()
+        }
+
+        #[test]
+        fn a_case_opens_beyond_the_threshold_and_resolves_as_the_loan_shows() {
+            let config = RuleConfig::default();
+            let (first, open) = case(1, None);
+            let (_, cured_first) = case(1, Some(Resolution::Cured));
+            let second = collection_case_id(loan_id(), 2, first_due());
+            let open_k = CommandKind::OpenCollectionCase;
+            let resolve_k = CommandKind::ResolveCollectionCase;
+            let res = |r: &str| Some(r.to_owned());
+            // (what, loan, its cases, day, expected)
+            type Expected = Vec<(CommandKind, Uuid, Option<String>)>;
+            type Cases = Vec<(CollectionCaseId, CollectionCase)>;
+            let cases: Vec<(&str, Loan, Cases, &str, Expected)> = vec![
+                ("not yet due", loan(&[]), vec![], "2026-02-05", vec![]),
+                (
+                    "1 day past due: at the threshold",
+                    loan(&[]),
+                    vec![],
+                    "2026-02-06",
+                    vec![],
+                ),
+                (
+                    "2 days past due",
+                    loan(&[]),
+                    vec![],
+                    "2026-02-07",
+                    vec![(open_k, first.0, None)],
+                ),
+                (
+                    "overdue, still no case",
+                    loan(&[overdue()]),
+                    vec![],
+                    "2026-02-20",
+                    vec![(open_k, first.0, None)],
+                ),
+                (
+                    "case open, still past due",
+                    loan(&[]),
+                    vec![(first, open.clone())],
+                    "2026-02-07",
+                    vec![],
+                ),
+                (
+                    "case open, loan not past due",
+                    loan(&[]),
+                    vec![(first, open.clone())],
+                    "2026-02-05",
+                    vec![(resolve_k, first.0, res("cured"))],
+                ),
+                (
+                    "case open, loan paid off",
+                    loan(&[overdue(), paid_off()]),
+                    vec![(first, open.clone())],
+                    "2026-02-20",
+                    vec![(resolve_k, first.0, res("paid_off"))],
+                ),
+                (
+                    "case open, loan written off",
+                    loan(&[overdue(), written_off()]),
+                    vec![(first, open.clone())],
+                    "2026-03-02",
+                    vec![(resolve_k, first.0, res("written_off"))],
+                ),
+                (
+                    "first case cured, past due again",
+                    loan(&[]),
+                    vec![(first, cured_first.clone())],
+                    "2026-02-07",
+                    vec![(open_k, second.0, None)],
+                ),
+                (
+                    "first case cured, not past due",
+                    loan(&[]),
+                    vec![(first, cured_first)],
+                    "2026-02-05",
+                    vec![],
+                ),
+                (
+                    "written off, no case",
+                    loan(&[overdue(), written_off()]),
+                    vec![],
+                    "2026-03-02",
+                    vec![],
+                ),
+            ];
+            for (what, loan, cases, day, expected) in cases {
+                let portfolio = portfolio(loan, 7, &cases);
+                let actions = collections(&portfolio, d(day), &config);
+                assert_eq!(decided(&actions), expected, "{what}");
+                // Deciding the same day again gives the same ids (exactly once).
+                let again = collections(&portfolio, d(day), &config);
+                assert_eq!(
+                    actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+                    again.iter().map(|a| a.id).collect::<Vec<_>>(),
+                    "{what}"
+                );
+            }
+        }
+
+        #[test]
+        fn the_threshold_and_team_are_configured_and_ids_are_stable_across_days() {
+            let config = RuleConfig {
+                collection_after_days: 5,
+                collection_team: "field-collections".into(),
+                ..RuleConfig::default()
+            };
+            let portfolio = portfolio(loan(&[]), 5, &[]);
+            // 5 days past due on 10 Feb: not yet; 6 on 11 Feb: open.
+            assert!(collections(&portfolio, d("2026-02-10"), &config).is_empty());
+            let on_11 = collections(&portfolio, d("2026-02-11"), &config);
+            let on_12 = collections(&portfolio, d("2026-02-12"), &config);
+            assert_eq!(on_11.len(), 1);
+            let Effect::Command { payload, .. } = &on_11[0].effect else {
+                panic!()
+            };
+            assert_eq!(payload["team"], "field-collections");
+            assert!(
+                on_11[0].reason.contains("6 days past due"),
+                "{}",
+                on_11[0].reason
+            );
+            // The same arrears episode (oldest unpaid installment) on a later day, before
+            // the opening is folded back: the same case and command id.
+            assert_eq!(on_11[0].id, on_12[0].id);
+            assert_eq!(
+                on_11[0].effect,
+                Effect::Command {
+                    kind: CommandKind::OpenCollectionCase,
+                    payload: serde_json::to_value(OpenCollectionCase {
+                        case_id: collection_case_id(loan_id(), 1, first_due()),
+                        loan_id: loan_id(),
+                        team: "field-collections".into(),
+                        reason: on_11[0].reason.clone(),
+                    })
+                    .unwrap(),
+                }
+            );
+            // A resolution decided at another loan version is another action.
+            let (first, open) = case(1, None);
+            let at = |version| {
+                collections(
+                    &portfolio_with(version, &first, &open),
+                    d("2026-02-05"),
+                    &RuleConfig::default(),
+                )[0]
+                .id
+            };
+            assert_eq!(at(8), at(8));
+            assert_ne!(at(8), at(9));
+        }
+
+        fn portfolio_with(version: u64, id: &CollectionCaseId, case: &CollectionCase) -> Portfolio {
+            portfolio(loan(&[]), version, &[(*id, case.clone())])
+        }
+
+        #[test]
+        fn evolve_of_the_hand_built_loan_is_what_the_domain_folds() {
+            // The hand-built states are real domain states, not look-alikes.
+            assert_eq!(loan(&[]).status(), Some(LoanStatus::Disbursed));
+            assert_eq!(loan(&[overdue()]).status(), Some(LoanStatus::Overdue));
+            assert_eq!(
+                loan(&[overdue(), written_off()]).status(),
+                Some(LoanStatus::WrittenOff)
+            );
+            assert_eq!(
+                loan(&[overdue(), paid_off()]).status(),
+                Some(LoanStatus::PaidOff)
+            );
+        }
     }
 }

@@ -172,16 +172,20 @@ impl SourceArgs {
     }
 }
 
-/// Which aggregate: a loan, or a customer with all their loans.
+/// Which aggregate: a loan, a collection case, or a customer with all their loans.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct SubjectArgs {
     /// A loan id.
     #[arg(long)]
     loan: Option<Uuid>,
-    /// A customer id: the customer and every loan captured for them.
+    /// A customer id: the customer, every loan captured for them and those loans'
+    /// collection cases.
     #[arg(long)]
     customer: Option<Uuid>,
+    /// A collection case id (history only: contact attempts, promises to pay, resolution).
+    #[arg(long)]
+    collection_case: Option<Uuid>,
 }
 
 /// Write the history (all of it, a range, or one customer with all their loans) as JSON
@@ -646,13 +650,17 @@ fn show(value: Option<u64>) -> String {
 }
 
 fn subject(args: &SubjectArgs) -> Subject {
-    match (args.loan, args.customer) {
-        (Some(id), _) => Subject::Aggregate(AggregateRef {
+    match (args.loan, args.customer, args.collection_case) {
+        (Some(id), ..) => Subject::Aggregate(AggregateRef {
             aggregate_type: AggregateType::Loan,
             id,
         }),
-        (None, Some(id)) => Subject::CustomerWithLoans(id),
-        (None, None) => Subject::CustomerWithLoans(Uuid::nil()),
+        (None, Some(id), _) => Subject::CustomerWithLoans(id),
+        (None, None, Some(id)) => Subject::Aggregate(AggregateRef {
+            aggregate_type: AggregateType::CollectionCase,
+            id,
+        }),
+        (None, None, None) => Subject::CustomerWithLoans(Uuid::nil()),
     }
 }
 
@@ -738,6 +746,12 @@ fn history_table(rows: &[HistoryRow]) -> Table {
 }
 
 async fn run_state(args: &StateArgs) -> anyhow::Result<ExitCode> {
+    if args.subject.collection_case.is_some() {
+        return Err(InvalidInput(
+            "audit state covers loans and customers; a collection case's record is `loan audit history --collection-case`".into(),
+        )
+        .into());
+    }
     let knowledge = args.known_at.unwrap_or(Knowledge::Everything);
     let mut reader = args.source.reader().await?;
     let mut out = io::stdout().lock();

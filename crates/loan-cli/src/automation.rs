@@ -1,5 +1,6 @@
 //! `loan automation`: the automation rules (process managers) — the daily delinquency
-//! sweep, due reminders, the follow-up watch — and the sweep of one date on demand.
+//! sweep, due reminders, the follow-up watch, collections — and the sweep of one date on
+//! demand.
 //!
 //! The rules read the event stream and the clock and act only through the command
 //! service and notifications on `<prefix>.notify.<kind>` (docs/automation.md).
@@ -96,6 +97,20 @@ struct Settings {
     /// Who hears about unassigned leads and officers without a manager.
     #[arg(long, env = "LOAN_AUTOMATION_DEFAULT_MANAGER")]
     default_manager: Option<String>,
+    /// A loan more than this many days past due gets a collection case.
+    #[arg(
+        long,
+        env = "LOAN_AUTOMATION_COLLECTION_AFTER_DAYS",
+        default_value_t = 1
+    )]
+    collection_after_days: u32,
+    /// The team new collection cases are assigned to (a label: a-z, 0-9, _ - . : @).
+    #[arg(
+        long,
+        env = "LOAN_AUTOMATION_COLLECTION_TEAM",
+        default_value = "collections"
+    )]
+    collection_team: String,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +176,17 @@ impl Settings {
             })
             .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
         config.rules.default_manager = self.default_manager.clone();
+        config.rules.collection_after_days = self.collection_after_days;
+        let team = &self.collection_team;
+        if team.is_empty()
+            || team.len() > 64
+            || !team
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.:@".contains(&b))
+        {
+            anyhow::bail!("--collection-team {team:?}: 1 to 64 characters of a-z, 0-9, _ - . : @");
+        }
+        config.rules.collection_team = team.clone();
         Ok(config)
     }
 }

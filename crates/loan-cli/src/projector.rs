@@ -97,7 +97,7 @@ struct ReplayArgs {
     /// The group whose rows to rewrite: portfolio or delinquency.
     #[arg(long, value_parser = parse_group)]
     group: Group,
-    /// Aggregate type: loan or customer.
+    /// Aggregate type: loan, customer or collection_case.
     #[arg(long, value_parser = parse_aggregate_type)]
     aggregate_type: AggregateType,
     /// Aggregate id.
@@ -110,13 +110,9 @@ fn parse_group(name: &str) -> Result<Group, String> {
 }
 
 fn parse_aggregate_type(name: &str) -> Result<AggregateType, String> {
-    match name {
-        "loan" => Ok(AggregateType::Loan),
-        "customer" => Ok(AggregateType::Customer),
-        other => Err(format!(
-            "unknown aggregate type {other:?}: expected loan or customer"
-        )),
-    }
+    AggregateType::parse(name).ok_or_else(|| {
+        format!("unknown aggregate type {name:?}: expected loan, customer or collection_case")
+    })
 }
 
 impl Connection {

@@ -7,6 +7,7 @@
 //! invalid JSON (`malformed`), unknown fields, missing fields, wrong types and values the
 //! value types reject, such as over-precise or out-of-range amounts (`validation_failed`).
 
+use loan_domain::collection::{self, CollectionCaseCommand};
 use loan_domain::customer::{self, CustomerCommand};
 use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{Actor, CommandKind};
@@ -43,11 +44,12 @@ pub struct CommandEnvelope<P> {
     pub payload: P,
 }
 
-/// A command of either aggregate.
+/// A command of any aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyCommand {
     Customer(CustomerCommand),
     Loan(LoanCommand),
+    CollectionCase(CollectionCaseCommand),
 }
 
 impl AnyCommand {
@@ -55,11 +57,13 @@ impl AnyCommand {
         match self {
             AnyCommand::Customer(c) => c.kind(),
             AnyCommand::Loan(c) => c.kind(),
+            AnyCommand::CollectionCase(c) => c.kind(),
         }
     }
 
     /// The payload as JSON (for digests): what the caller sent, after validation.
     pub fn payload_json(&self) -> serde_json::Value {
+        use loan_domain::collection::CollectionCaseCommand as K;
         use loan_domain::customer::CustomerCommand as C;
         use loan_domain::loan::LoanCommand as L;
         let value = match self {
@@ -84,6 +88,10 @@ impl AnyCommand {
             AnyCommand::Loan(L::EvaluateDelinquency(p)) => serde_json::to_value(p),
             AnyCommand::Loan(L::WriteOffLoan(p)) => serde_json::to_value(p),
             AnyCommand::Loan(L::WithdrawApplication(p)) => serde_json::to_value(p),
+            AnyCommand::CollectionCase(K::Open(p)) => serde_json::to_value(p),
+            AnyCommand::CollectionCase(K::RecordContactAttempt(p)) => serde_json::to_value(p),
+            AnyCommand::CollectionCase(K::RecordPromiseToPay(p)) => serde_json::to_value(p),
+            AnyCommand::CollectionCase(K::Resolve(p)) => serde_json::to_value(p),
         };
         // Payload types are plain data; serialising them cannot fail.
         value.unwrap_or(serde_json::Value::Null)
@@ -94,6 +102,7 @@ impl AnyCommand {
         match self {
             AnyCommand::Customer(c) => c.customer_id().0,
             AnyCommand::Loan(c) => c.loan_id().0,
+            AnyCommand::CollectionCase(c) => c.case_id().0,
         }
     }
 }
@@ -180,6 +189,18 @@ pub fn decode_command(kind: CommandKind, body: &[u8]) -> Result<DecodedCommand, 
         }
         K::WithdrawApplication => typed::<loan::WithdrawApplication>(body, |p| {
             AnyCommand::Loan(L::WithdrawApplication(p))
+        }),
+        K::OpenCollectionCase => typed::<collection::OpenCollectionCase>(body, |p| {
+            AnyCommand::CollectionCase(CollectionCaseCommand::Open(p))
+        }),
+        K::RecordContactAttempt => typed::<collection::RecordContactAttempt>(body, |p| {
+            AnyCommand::CollectionCase(CollectionCaseCommand::RecordContactAttempt(p))
+        }),
+        K::RecordPromiseToPay => typed::<collection::RecordPromiseToPay>(body, |p| {
+            AnyCommand::CollectionCase(CollectionCaseCommand::RecordPromiseToPay(p))
+        }),
+        K::ResolveCollectionCase => typed::<collection::ResolveCollectionCase>(body, |p| {
+            AnyCommand::CollectionCase(CollectionCaseCommand::Resolve(p))
         }),
     }
 }

@@ -10,6 +10,7 @@
 //! `proto/examples/events/` are decoded by the tests forever to prove it.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use loan_domain::collection::CollectionCaseEvent;
 use loan_domain::customer::CustomerEvent;
 use loan_domain::loan::LoanEvent;
 use loan_domain::{Actor, AggregateType};
@@ -44,6 +45,10 @@ pub const EVENT_TYPES: &[(AggregateType, &str, u32)] = &[
     (AggregateType::Loan, "aging_bucket_changed", 1),
     (AggregateType::Loan, "loan_status_changed", 1),
     (AggregateType::Loan, "loan_written_off", 1),
+    (AggregateType::CollectionCase, "collection_case_opened", 1),
+    (AggregateType::CollectionCase, "contact_attempted", 1),
+    (AggregateType::CollectionCase, "promise_to_pay_recorded", 1),
+    (AggregateType::CollectionCase, "collection_case_resolved", 1),
 ];
 
 /// The current schema version of an event type.
@@ -114,11 +119,12 @@ pub fn upcast(
     })
 }
 
-/// A domain event of either aggregate.
+/// A domain event of any aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyEvent {
     Customer(CustomerEvent),
     Loan(LoanEvent),
+    CollectionCase(CollectionCaseEvent),
 }
 
 impl AnyEvent {
@@ -126,6 +132,7 @@ impl AnyEvent {
         match self {
             AnyEvent::Customer(e) => e.type_name(),
             AnyEvent::Loan(e) => e.type_name(),
+            AnyEvent::CollectionCase(e) => e.type_name(),
         }
     }
 
@@ -133,6 +140,7 @@ impl AnyEvent {
         match self {
             AnyEvent::Customer(_) => AggregateType::Customer,
             AnyEvent::Loan(_) => AggregateType::Loan,
+            AnyEvent::CollectionCase(_) => AggregateType::CollectionCase,
         }
     }
 
@@ -146,6 +154,7 @@ impl AnyEvent {
                 _ => None,
             },
             AnyEvent::Loan(e) => e.business_date(),
+            AnyEvent::CollectionCase(e) => Some(e.business_date()),
         }
     }
 
@@ -154,6 +163,7 @@ impl AnyEvent {
         let tagged = match self {
             AnyEvent::Customer(e) => serde_json::to_value(e),
             AnyEvent::Loan(e) => serde_json::to_value(e),
+            AnyEvent::CollectionCase(e) => serde_json::to_value(e),
         };
         // Domain events are plain data; serialising them cannot fail.
         let mut value = tagged.unwrap_or(Value::Null);
@@ -191,6 +201,9 @@ impl AnyEvent {
                 .map_err(data_error),
             AggregateType::Loan => serde_json::from_value(value)
                 .map(AnyEvent::Loan)
+                .map_err(data_error),
+            AggregateType::CollectionCase => serde_json::from_value(value)
+                .map(AnyEvent::CollectionCase)
                 .map_err(data_error),
         }
     }

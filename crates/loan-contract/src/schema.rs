@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use loan_domain::collection::{self, CollectionCaseEvent};
 use loan_domain::customer::{self, CustomerEvent};
 use loan_domain::loan::{self, LoanEvent};
 use loan_domain::{AggregateType, CommandKind};
@@ -79,6 +80,18 @@ fn command_schema(kind: CommandKind) -> Value {
         K::WriteOffLoan => schema_of::<CommandEnvelope<loan::WriteOffLoan>>(&id, &title),
         K::WithdrawApplication => {
             schema_of::<CommandEnvelope<loan::WithdrawApplication>>(&id, &title)
+        }
+        K::OpenCollectionCase => {
+            schema_of::<CommandEnvelope<collection::OpenCollectionCase>>(&id, &title)
+        }
+        K::RecordContactAttempt => {
+            schema_of::<CommandEnvelope<collection::RecordContactAttempt>>(&id, &title)
+        }
+        K::RecordPromiseToPay => {
+            schema_of::<CommandEnvelope<collection::RecordPromiseToPay>>(&id, &title)
+        }
+        K::ResolveCollectionCase => {
+            schema_of::<CommandEnvelope<collection::ResolveCollectionCase>>(&id, &title)
         }
     }
 }
@@ -189,6 +202,10 @@ pub fn documents() -> BTreeMap<String, Value> {
         AggregateType::Loan,
         &schema_of::<LoanEvent>("loan", "loan"),
     ));
+    docs.extend(event_data_schemas(
+        AggregateType::CollectionCase,
+        &schema_of::<CollectionCaseEvent>("collection_case", "collection_case"),
+    ));
     docs.insert(
         "replies/command_reply.json".into(),
         schema_of::<CommandReply>("replies/command_reply.json", "Command reply"),
@@ -264,7 +281,7 @@ fn asyncapi() -> Value {
             "description": "The committed events of one aggregate, in order (JetStream stream). Event types and their current schema versions are listed in x-event-types.",
             "parameters": {
                 "prefix": { "description": "Deployment subject prefix." },
-                "aggregate": { "enum": ["customer", "loan"] },
+                "aggregate": { "enum": AggregateType::ALL.map(AggregateType::as_str) },
                 "aggregate_id": { "description": "UUID of the aggregate." }
             },
             "messages": { "event": { "$ref": "#/components/messages/event" } }

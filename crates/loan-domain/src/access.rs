@@ -131,6 +131,10 @@ pub enum CommandKind {
     EvaluateDelinquency,
     WriteOffLoan,
     WithdrawApplication,
+    OpenCollectionCase,
+    RecordContactAttempt,
+    RecordPromiseToPay,
+    ResolveCollectionCase,
 }
 
 /// The aggregate type a command addresses.
@@ -141,19 +145,35 @@ pub enum CommandKind {
 pub enum AggregateType {
     Customer,
     Loan,
+    CollectionCase,
 }
 
 impl AggregateType {
+    pub const ALL: [AggregateType; 3] = [
+        AggregateType::Customer,
+        AggregateType::Loan,
+        AggregateType::CollectionCase,
+    ];
+
+    /// Stable snake_case name (subjects, stored envelopes, tables).
     pub fn as_str(self) -> &'static str {
         match self {
             AggregateType::Customer => "customer",
             AggregateType::Loan => "loan",
+            AggregateType::CollectionCase => "collection_case",
         }
+    }
+
+    /// The aggregate type named `name` (its [`AggregateType::as_str`]).
+    pub fn parse(name: &str) -> Option<AggregateType> {
+        AggregateType::ALL
+            .into_iter()
+            .find(|aggregate| aggregate.as_str() == name)
     }
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 21] = [
+    pub const ALL: [CommandKind; 25] = [
         CommandKind::RegisterCustomer,
         CommandKind::UpdateContact,
         CommandKind::UpdateEmployment,
@@ -175,6 +195,10 @@ impl CommandKind {
         CommandKind::EvaluateDelinquency,
         CommandKind::WriteOffLoan,
         CommandKind::WithdrawApplication,
+        CommandKind::OpenCollectionCase,
+        CommandKind::RecordContactAttempt,
+        CommandKind::RecordPromiseToPay,
+        CommandKind::ResolveCollectionCase,
     ];
 
     /// Stable snake_case wire name.
@@ -201,6 +225,10 @@ impl CommandKind {
             CommandKind::EvaluateDelinquency => "evaluate_delinquency",
             CommandKind::WriteOffLoan => "write_off_loan",
             CommandKind::WithdrawApplication => "withdraw_application",
+            CommandKind::OpenCollectionCase => "open_collection_case",
+            CommandKind::RecordContactAttempt => "record_contact_attempt",
+            CommandKind::RecordPromiseToPay => "record_promise_to_pay",
+            CommandKind::ResolveCollectionCase => "resolve_collection_case",
         }
     }
 
@@ -213,6 +241,10 @@ impl CommandKind {
             | CommandKind::RecordCreditAssessment
             | CommandKind::VerifyIdentity
             | CommandKind::EraseCustomer => AggregateType::Customer,
+            CommandKind::OpenCollectionCase
+            | CommandKind::RecordContactAttempt
+            | CommandKind::RecordPromiseToPay
+            | CommandKind::ResolveCollectionCase => AggregateType::CollectionCase,
             _ => AggregateType::Loan,
         }
     }
@@ -242,6 +274,9 @@ impl CommandKind {
             CommandKind::EvaluateDelinquency => &[System, RiskManager],
             CommandKind::WriteOffLoan => &[RiskManager],
             CommandKind::WithdrawApplication => &[LoanOfficer, CustomerService],
+            // The automation opens and resolves cases; collectors work them.
+            CommandKind::OpenCollectionCase | CommandKind::ResolveCollectionCase => &[System],
+            CommandKind::RecordContactAttempt | CommandKind::RecordPromiseToPay => &[Collector],
         }
     }
 
@@ -261,5 +296,31 @@ impl CommandKind {
 impl std::fmt::Display for CommandKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_types_parse_back_from_their_names_and_every_command_names_one() {
+        for aggregate in AggregateType::ALL {
+            assert_eq!(AggregateType::parse(aggregate.as_str()), Some(aggregate));
+        }
+        assert_eq!(
+            AggregateType::parse("collection_case"),
+            Some(AggregateType::CollectionCase)
+        );
+        assert_eq!(AggregateType::parse("Loan"), None);
+        assert_eq!(AggregateType::parse(""), None);
+        for aggregate in AggregateType::ALL {
+            assert!(
+                CommandKind::ALL
+                    .iter()
+                    .any(|kind| kind.aggregate() == aggregate),
+                "no command addresses {aggregate:?}"
+            );
+        }
     }
 }

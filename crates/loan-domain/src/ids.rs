@@ -34,3 +34,7 @@ id_type!(
     /// Identifies a loan aggregate (from lead to closure).
     LoanId
 );
+id_type!(
+    /// Identifies a collection case (one loan's arrears episode worked by collections).
+    CollectionCaseId
+);

@@ -1,6 +1,7 @@
 //! The pure domain core of the loan lifecycle engine.
 //!
-//! Two aggregates, [`customer::Customer`] and [`loan::Loan`], each with a synchronous
+//! Three aggregates, [`customer::Customer`], [`loan::Loan`] and
+//! [`collection::CollectionCase`], each with a synchronous
 //! `decide(&state, &command, &Context) -> Result<Vec<Event>, DomainError>` and a total
 //! `evolve(state, &event) -> state`. Everything from outside (the acting user, today's
 //! date, the customer a loan belongs to, the configured rules) arrives as an argument:
@@ -8,11 +9,13 @@
 //! test and every replay is deterministic.
 //!
 //! Module map, top-down: [`access`] (roles and the permission table), [`customer`],
-//! [`loan`] (the lifecycle state machine), [`servicing`] (allocation, penalty, days past
+//! [`loan`] (the lifecycle state machine), [`collection`] (collection cases on loans in
+//! arrears), [`servicing`] (allocation, penalty, days past
 //! due: the money engine), [`schedule`] (repayment schedules), [`policy`] (risk grade,
 //! value tier, automated decisions), [`money`] and [`pii`] (value types).
 
 pub mod access;
+pub mod collection;
 pub mod customer;
 pub mod error;
 pub mod ids;
@@ -30,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use access::{Actor, AggregateType, CommandKind, Role};
 pub use error::DomainError;
-pub use ids::{CustomerId, LoanId};
+pub use ids::{CollectionCaseId, CustomerId, LoanId};
 pub use money::{Currency, Money, Rate};
 
 /// What a command is decided against, besides the aggregate's own state.

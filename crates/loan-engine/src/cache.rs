@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use loan_contract::{AnyEvent, EventEnvelope};
 use loan_domain::AggregateType;
+use loan_domain::collection::{self, CollectionCase};
 use loan_domain::customer::{self, Customer};
 use loan_domain::loan::{self, Loan};
 use loan_store::{AggregateRef, Commit};
@@ -21,11 +22,12 @@ use uuid::Uuid;
 /// command whose commit landed but whose id was not yet remembered by the store).
 const RECENT_COMMANDS: usize = 16;
 
-/// The state of either aggregate.
+/// The state of any aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
     Customer(Customer),
     Loan(Loan),
+    CollectionCase(CollectionCase),
 }
 
 /// A recently applied command of the aggregate.
@@ -55,6 +57,7 @@ impl Cached {
         let state = match aggregate_type {
             AggregateType::Customer => State::Customer(Customer::default()),
             AggregateType::Loan => State::Loan(Loan::default()),
+            AggregateType::CollectionCase => State::CollectionCase(CollectionCase::default()),
         };
         Cached {
             state,
@@ -83,6 +86,9 @@ impl Cached {
                     State::Customer(customer::evolve(c, e))
                 }
                 (State::Loan(l), AnyEvent::Loan(e)) => State::Loan(loan::evolve(l, e)),
+                (State::CollectionCase(c), AnyEvent::CollectionCase(e)) => {
+                    State::CollectionCase(collection::evolve(c, e))
+                }
                 (state, _) => state,
             };
         }

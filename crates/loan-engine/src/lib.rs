@@ -32,6 +32,7 @@ use loan_contract::{
     AnyCommand, AnyEvent, CommandReply, DecodedCommand, ErrorCode, ErrorReply, EventEnvelope,
     decode_command,
 };
+use loan_domain::collection::{self, CollectionCaseCommand};
 use loan_domain::customer;
 use loan_domain::loan::{self, LoanCommand};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
@@ -384,6 +385,30 @@ impl<S: EventStore> Engine<S> {
                     .map(|events| events.into_iter().map(AnyEvent::Loan).collect())
                     .map_err(|e| ErrorReply::from_domain(&e).into())
             }
+            (AnyCommand::CollectionCase(command), State::CollectionCase(case)) => {
+                // The case's claims are checked against its loan (as the log knows it).
+                let loan_id = match command {
+                    CollectionCaseCommand::Open(c) => Some(c.loan_id.0),
+                    _ => case.file().map(|file| file.loan_id.0),
+                };
+                let loan = match loan_id {
+                    Some(id) => Some(
+                        self.load(AggregateRef {
+                            aggregate_type: AggregateType::Loan,
+                            id,
+                        })
+                        .await?,
+                    ),
+                    None => None,
+                };
+                let loan = loan.as_deref().and_then(|cached| match &cached.state {
+                    State::Loan(loan) if loan.status().is_some() => Some(loan),
+                    _ => None,
+                });
+                collection::decide(case, command, loan, ctx)
+                    .map(|events| events.into_iter().map(AnyEvent::CollectionCase).collect())
+                    .map_err(|e| ErrorReply::from_domain(&e).into())
+            }
             _ => Err(ErrorReply::new(
                 ErrorCode::Internal,
                 "command and aggregate types disagree",
@@ -507,6 +532,7 @@ fn aggregate_of(command: &AnyCommand) -> AggregateRef {
     let aggregate_type = match command {
         AnyCommand::Customer(_) => AggregateType::Customer,
         AnyCommand::Loan(_) => AggregateType::Loan,
+        AnyCommand::CollectionCase(_) => AggregateType::CollectionCase,
     };
     AggregateRef {
         aggregate_type,

@@ -50,11 +50,7 @@ pub(crate) async fn raw_history(
 pub(crate) fn aggregate_of_subject(prefix: &str, subject: &str) -> Option<AggregateRef> {
     let rest = subject.strip_prefix(prefix)?.strip_prefix(".events.")?;
     let (aggregate, id) = rest.split_once('.')?;
-    let aggregate_type = match aggregate {
-        "customer" => loan_domain::AggregateType::Customer,
-        "loan" => loan_domain::AggregateType::Loan,
-        _ => return None,
-    };
+    let aggregate_type = loan_domain::AggregateType::parse(aggregate)?;
     Some(AggregateRef {
         aggregate_type,
         id: id.parse().ok()?,

@@ -11,7 +11,8 @@
 //! group can run in its own process, lag and be rebuilt without the others:
 //!
 //! * [`Group::Portfolio`]: `customers`, `credit_scores`, `loans`, `loan_timeline`,
-//!   `decisions` (customer 360, loans, follow-up timeline, decision reasons);
+//!   `decisions`, `collection_cases` (customer 360, loans, follow-up timeline, decision
+//!   reasons, the collections queue);
 //! * [`Group::Delinquency`]: `installments`, `allocations` (installment-level data for
 //!   days past due and aging as of any date).
 //!
@@ -37,6 +38,7 @@
 //! them in clear.
 
 mod batch;
+mod collections;
 mod delinquency;
 pub mod embedded;
 mod health;
@@ -72,7 +74,7 @@ pub const SEGMENT_RULES_VERSION: &str = "segments/v1 (risk-grade/v1, value-tier/
 /// A projection group: a set of read-model tables built by one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Group {
-    /// customers, credit_scores, loans, loan_timeline, decisions.
+    /// customers, credit_scores, loans, loan_timeline, decisions, collection_cases.
     Portfolio,
     /// installments, allocations.
     Delinquency,
@@ -98,6 +100,7 @@ impl Group {
                 "loans",
                 "loan_timeline",
                 "decisions",
+                "collection_cases",
             ],
             Group::Delinquency => &["installments", "allocations"],
         }

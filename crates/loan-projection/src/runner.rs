@@ -652,11 +652,7 @@ async fn load_quarantine<'e>(
     Ok(rows
         .into_iter()
         .filter_map(|(aggregate_type, id, position)| {
-            let aggregate_type = match aggregate_type.as_str() {
-                "customer" => AggregateType::Customer,
-                "loan" => AggregateType::Loan,
-                _ => return None,
-            };
+            let aggregate_type = AggregateType::parse(&aggregate_type)?;
             Some((
                 AggregateRef { aggregate_type, id },
                 u64::try_from(position).unwrap_or(0),
@@ -673,8 +669,9 @@ pub(crate) fn stale_tables(
     match (group, aggregate_type) {
         (Group::Portfolio, AggregateType::Customer) => &[("customers", "customer_id")],
         (Group::Portfolio, AggregateType::Loan) => &[("loans", "loan_id")],
+        (Group::Portfolio, AggregateType::CollectionCase) => &[("collection_cases", "case_id")],
         (Group::Delinquency, AggregateType::Loan) => &[("installments", "loan_id")],
-        (Group::Delinquency, AggregateType::Customer) => &[],
+        (Group::Delinquency, AggregateType::Customer | AggregateType::CollectionCase) => &[],
     }
 }
 
@@ -693,10 +690,11 @@ pub(crate) fn owned_tables(
             ("loan_timeline", "loan_id"),
             ("decisions", "loan_id"),
         ],
+        (Group::Portfolio, AggregateType::CollectionCase) => &[("collection_cases", "case_id")],
         (Group::Delinquency, AggregateType::Loan) => {
             &[("installments", "loan_id"), ("allocations", "loan_id")]
         }
-        (Group::Delinquency, AggregateType::Customer) => &[],
+        (Group::Delinquency, AggregateType::Customer | AggregateType::CollectionCase) => &[],
     }
 }
 

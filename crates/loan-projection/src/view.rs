@@ -14,6 +14,7 @@ use loan_store::{AggregateRef, Commit};
 use serde::Serialize;
 
 use crate::Group;
+use crate::collections::{CaseView, case_rows};
 use crate::delinquency::{BookView, book_changes};
 use crate::portfolio::{CustomerView, LoanView, PortfolioRows, customer_rows, loan_rows};
 use crate::rows::Change;
@@ -39,6 +40,7 @@ impl Poison {
 pub(crate) enum View {
     Customer(Box<CustomerView>),
     Loan(Box<LoanView>),
+    Case(Box<CaseView>),
     Book(Box<BookView>),
 }
 
@@ -51,6 +53,9 @@ impl View {
             (Group::Portfolio, AggregateType::Loan) => {
                 View::Loan(Box::new(LoanView::new(aggregate.id)))
             }
+            (Group::Portfolio, AggregateType::CollectionCase) => {
+                View::Case(Box::new(CaseView::new(aggregate.id)))
+            }
             (Group::Delinquency, _) => View::Book(Box::new(BookView::new(aggregate.id))),
         }
     }
@@ -59,6 +64,7 @@ impl View {
         match self {
             View::Customer(v) => v.version,
             View::Loan(v) => v.version,
+            View::Case(v) => v.version,
             View::Book(v) => v.version,
         }
     }
@@ -95,9 +101,17 @@ pub(crate) fn changes(group: Group, views: &[&View], rows: Rows) -> Vec<Change> 
                     _ => None,
                 })
                 .collect();
+            let cases: Vec<&CaseView> = views
+                .iter()
+                .filter_map(|v| match v {
+                    View::Case(c) => Some(c.as_ref()),
+                    _ => None,
+                })
+                .collect();
             let mut out = vec![
                 Change::Write(customer_rows(&customers)),
                 Change::Write(loan_rows(&loans)),
+                Change::Write(case_rows(&cases)),
             ];
             out.extend(rows.portfolio.into_tables().map(Change::Write));
             out
@@ -136,6 +150,7 @@ pub(crate) fn apply(
     match view {
         View::Customer(v) => v.apply(position, events, &mut rows.portfolio),
         View::Loan(v) => v.apply(position, events, &mut rows.portfolio),
+        View::Case(v) => v.apply(position, events),
         View::Book(v) => v.apply(position, events),
     }
 }
@@ -197,9 +212,9 @@ fn check_commit(version: u64, commit: &Commit, events: &[EventEnvelope]) -> Resu
 pub(crate) fn loan_event(envelope: &EventEnvelope) -> Result<&LoanEvent, Poison> {
     match &envelope.event {
         AnyEvent::Loan(event) => Ok(event),
-        AnyEvent::Customer(event) => Err(Poison::new(
-            Some(event.type_name()),
-            "a customer event in a loan's commit",
+        other => Err(Poison::new(
+            Some(other.type_name()),
+            "an event of another aggregate in a loan's commit",
         )),
     }
 }

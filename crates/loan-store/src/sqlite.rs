@@ -24,6 +24,9 @@
 //! * **Durability.** WAL journal, `synchronous = FULL`: an `Ok` append was fsynced to
 //!   the write-ahead log before it returned, and survives a crash of the process or of
 //!   the machine (docs/operations.md).
+//! * **Group commit.** Appends and command records issued concurrently through one handle
+//!   are written together in one transaction, so they share one fsync; each keeps its own
+//!   outcome (a conflict or a duplicate does not fail its neighbours).
 //! * **Bounded commits.** A commit larger than [`SqliteConfig::max_commit_size`] is
 //!   [`StoreError::TooLarge`], like JetStream's maximum message size.
 //!
@@ -145,6 +148,8 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// Connections for concurrent reads (writes take turns on one at a time).
     pub connections: u32,
+    /// What an `Ok` append survives.
+    pub durability: Durability,
 }
 
 impl Default for SqliteConfig {
@@ -153,8 +158,23 @@ impl Default for SqliteConfig {
             max_commit_size: 1024 * 1024,
             busy_timeout: Duration::from_secs(10),
             connections: 4,
+            durability: Durability::MachineCrash,
         }
     }
+}
+
+/// What an acknowledged append survives (SQLite's `synchronous` setting in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL` (the default): fsynced before `Ok`; survives a crash of the
+    /// process, of the operating system and a power loss.
+    #[default]
+    MachineCrash,
+    /// `synchronous = NORMAL`: survives a crash of the process; the last appends before a
+    /// power loss or operating-system crash can be lost (the file stays consistent, the
+    /// hash chains intact). For throwaway data such as `loan demo`'s, where an fsync per
+    /// group transaction would dominate the run time.
+    ProcessCrash,
 }
 
 /// A commit as the file holds it: position, aggregate and stored bytes, not decoded
@@ -190,8 +210,32 @@ pub struct SqliteStore {
     /// they queue in order instead of polling the lock; other handles and processes are
     /// kept out by `BEGIN IMMEDIATE`.
     writer: Arc<Mutex<()>>,
+    /// Appends and command records waiting for the next group transaction (group commit).
+    pending: Arc<std::sync::Mutex<Vec<PendingWrite>>>,
+    /// Group transactions committed and the writes they carried (for the figures).
+    groups: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     config: SqliteConfig,
     path: PathBuf,
+}
+
+/// A write of [`SqliteStore::append`] or [`SqliteStore::remember_command`], waiting to be
+/// written with the others queued at the same time in one transaction (one fsync).
+struct PendingWrite {
+    write: GroupWrite,
+    reply: tokio::sync::oneshot::Sender<Result<Option<Appended>, StoreError>>,
+}
+
+enum GroupWrite {
+    Append {
+        aggregate: AggregateRef,
+        command_id: Uuid,
+        expected_last: u64,
+        bytes: Vec<u8>,
+    },
+    Remember {
+        command_id: Uuid,
+        record: String,
+    },
 }
 
 fn unavailable(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -204,9 +248,7 @@ fn to_i64(value: u64) -> Option<i64> {
 }
 
 fn parse_aggregate_type(text: &str) -> Option<AggregateType> {
-    [AggregateType::Customer, AggregateType::Loan]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+    AggregateType::parse(text)
 }
 
 impl SqliteStore {
@@ -232,7 +274,10 @@ impl SqliteStore {
             .filename(&path)
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match config.durability {
+                Durability::MachineCrash => SqliteSynchronous::Full,
+                Durability::ProcessCrash => SqliteSynchronous::Normal,
+            })
             .busy_timeout(config.busy_timeout)
             .foreign_keys(true)
             // Deleted content (a destroyed data key) is overwritten with zeros on its page.
@@ -246,6 +291,8 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             writer: Arc::new(Mutex::new(())),
+            pending: Arc::new(std::sync::Mutex::new(Vec::new())),
+            groups: Arc::default(),
             config,
             path,
         };
@@ -313,6 +360,163 @@ impl SqliteStore {
             .await
             .map_err(unavailable(format!("starting {what}")))?;
         Ok((turn, tx))
+    }
+
+    /// Queues `write` and waits for its outcome. Whoever gets this handle's turn writes
+    /// everything queued by then in ONE `BEGIN IMMEDIATE` transaction (group commit):
+    /// concurrent commands of different aggregates share one fsync, and each write keeps
+    /// its own outcome (a conflict or a duplicate does not fail its neighbours). If the
+    /// transaction cannot be committed, every write in it is `Unavailable` (an unknown
+    /// outcome, retried with the same command id like any other).
+    async fn write_in_group(&self, write: GroupWrite) -> Result<Option<Appended>, StoreError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(PendingWrite { write, reply });
+        {
+            let _turn = self.writer.lock().await;
+            let group = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            if !group.is_empty() {
+                self.write_group(group).await;
+            }
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable {
+                context: "the group transaction holding this write was abandoned".into(),
+                source: None,
+            })
+        })
+    }
+
+    async fn write_group(&self, group: Vec<PendingWrite>) {
+        let context = format!(
+            "writing a group of {} to {}",
+            group.len(),
+            self.path.display()
+        );
+        let failed = |group: Vec<PendingWrite>, reason: String| {
+            for pending in group {
+                let _ = pending.reply.send(Err(StoreError::Unavailable {
+                    context: reason.clone(),
+                    source: None,
+                }));
+            }
+        };
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(error) => return failed(group, format!("{context}: {error}")),
+        };
+        let mut outcomes = Vec::with_capacity(group.len());
+        for pending in &group {
+            let outcome = match &pending.write {
+                GroupWrite::Append {
+                    aggregate,
+                    command_id,
+                    expected_last,
+                    bytes,
+                } => Self::append_in(&mut tx, *aggregate, *command_id, *expected_last, bytes)
+                    .await
+                    .map(Some),
+                GroupWrite::Remember { command_id, record } => sqlx::query(
+                    "INSERT OR REPLACE INTO applied_commands (command_id, record) VALUES (?, ?)",
+                )
+                .bind(command_id.to_string())
+                .bind(record)
+                .execute(&mut *tx)
+                .await
+                .map(|_| None)
+                .map_err(unavailable(format!("remembering command {command_id}"))),
+            };
+            if let Err(error @ StoreError::Unavailable { .. }) = &outcome {
+                // The database failed, not the write: nothing of the group is kept.
+                let reason = format!("{context}: {error}");
+                let _ = tx.rollback().await;
+                return failed(group, reason);
+            }
+            outcomes.push(outcome);
+        }
+        if let Err(error) = tx.commit().await {
+            return failed(group, format!("{context}: commit: {error}"));
+        }
+        self.groups
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.groups.1.fetch_add(
+            u64::try_from(group.len()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for (pending, outcome) in group.into_iter().zip(outcomes) {
+            let _ = pending.reply.send(outcome);
+        }
+    }
+
+    /// One append inside a group transaction: a duplicate command id or a stale
+    /// expectation is the append's own outcome and writes nothing.
+    async fn append_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        aggregate: AggregateRef,
+        command_id: Uuid,
+        expected_last: u64,
+        bytes: &[u8],
+    ) -> Result<Appended, StoreError> {
+        let context = format!("appending to {aggregate}");
+        let duplicate: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM log WHERE command_id = ?")
+                .bind(command_id.to_string())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(unavailable(context.clone()))?;
+        if let Some(position) = duplicate {
+            return Ok(Appended::Duplicate {
+                position: u64::try_from(position).unwrap_or(0),
+            });
+        }
+        let last: i64 = sqlx::query_scalar(
+            "SELECT IFNULL(MAX(position), 0) FROM log WHERE aggregate_type = ? AND aggregate_id = ?",
+        )
+        .bind(aggregate.aggregate_type.as_str())
+        .bind(aggregate.id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(unavailable(context.clone()))?;
+        if to_i64(expected_last) != Some(last) {
+            return Err(StoreError::Conflict {
+                aggregate,
+                expected: expected_last,
+            });
+        }
+        // After the highest commit or checkpoint: positions are one sequence.
+        let position: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO log (position, aggregate_type, aggregate_id, command_id, commit_bytes)
+             VALUES ({NEXT_POSITION}, ?, ?, ?, ?)
+             RETURNING position"
+        ))
+        .bind(aggregate.aggregate_type.as_str())
+        .bind(aggregate.id.to_string())
+        .bind(command_id.to_string())
+        .bind(bytes)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(unavailable(context))?;
+        Ok(Appended::Stored {
+            position: u64::try_from(position).unwrap_or(0),
+            hash: chain_hash(bytes),
+        })
+    }
+
+    /// Group transactions committed through this handle, and the appends and command
+    /// records they carried: `writes / groups` is the average group size.
+    pub fn group_commit_stats(&self) -> (u64, u64) {
+        (
+            self.groups.0.load(std::sync::atomic::Ordering::Relaxed),
+            self.groups.1.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// The position of the last commit (0 when there is none): where readers of the
@@ -492,54 +696,17 @@ impl EventStore for SqliteStore {
                 max: self.config.max_commit_size,
             });
         }
-        let context = format!("appending to {}", commit.aggregate);
-        let (_turn, mut tx) = self.begin_write(&context).await?;
-        let duplicate: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM log WHERE command_id = ?")
-                .bind(commit.command_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(unavailable(context.clone()))?;
-        if let Some(position) = duplicate {
-            // It wrote nothing; ending it now frees the write lock before our turn ends.
-            tx.rollback().await.map_err(unavailable(context))?;
-            return Ok(Appended::Duplicate {
-                position: u64::try_from(position).unwrap_or(0),
-            });
-        }
-        let last: i64 = sqlx::query_scalar(
-            "SELECT IFNULL(MAX(position), 0) FROM log WHERE aggregate_type = ? AND aggregate_id = ?",
-        )
-        .bind(commit.aggregate.aggregate_type.as_str())
-        .bind(commit.aggregate.id.to_string())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable(context.clone()))?;
-        if to_i64(expected_last) != Some(last) {
-            tx.rollback().await.map_err(unavailable(context))?;
-            return Err(StoreError::Conflict {
+        let appended = self
+            .write_in_group(GroupWrite::Append {
                 aggregate: commit.aggregate,
-                expected: expected_last,
-            });
-        }
-        let position: i64 = sqlx::query_scalar(&format!(
-            "INSERT INTO log (position, aggregate_type, aggregate_id, command_id, commit_bytes)
-             VALUES ({NEXT_POSITION}, ?, ?, ?, ?)
-             RETURNING position"
-        ))
-        .bind(commit.aggregate.aggregate_type.as_str())
-        .bind(commit.aggregate.id.to_string())
-        .bind(commit.command_id.to_string())
-        .bind(&bytes)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable(context.clone()))?;
-        // A failed COMMIT leaves the outcome unknown to the caller: Unavailable, retried
-        // with the same command id (a duplicate if it did land).
-        tx.commit().await.map_err(unavailable(context))?;
-        Ok(Appended::Stored {
-            position: u64::try_from(position).unwrap_or(0),
-            hash: chain_hash(&bytes),
+                command_id: commit.command_id,
+                expected_last,
+                bytes,
+            })
+            .await?;
+        appended.ok_or_else(|| StoreError::Unavailable {
+            context: format!("appending to {}: no outcome", commit.aggregate),
+            source: None,
         })
     }
 
@@ -571,16 +738,10 @@ impl EventStore for SqliteStore {
         command_id: Uuid,
         record: &CommandRecord,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_string(record).unwrap_or_default();
-        let context = format!("remembering command {command_id}");
-        let (_turn, mut tx) = self.begin_write(&context).await?;
-        sqlx::query("INSERT OR REPLACE INTO applied_commands (command_id, record) VALUES (?, ?)")
-            .bind(command_id.to_string())
-            .bind(value)
-            .execute(&mut *tx)
+        let record = serde_json::to_string(record).unwrap_or_default();
+        self.write_in_group(GroupWrite::Remember { command_id, record })
             .await
-            .map_err(unavailable(context.clone()))?;
-        tx.commit().await.map_err(unavailable(context))
+            .map(|_| ())
     }
 
     async fn recall_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {

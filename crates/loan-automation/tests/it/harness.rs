@@ -327,7 +327,7 @@ pub(crate) fn events(reply: &CommandReply) -> impl Iterator<Item = &LoanEvent> {
     };
     events.iter().filter_map(|e| match &e.event {
         AnyEvent::Loan(event) => Some(event),
-        AnyEvent::Customer(_) => None,
+        _ => None,
     })
 }
 

@@ -1,16 +1,18 @@
 //! Ten simulated weeks of a scripted portfolio, one worker step per day on a simulated
 //! clock: loan A pays its first installment on time and misses the second, loan B never
-//! pays, lead C is never followed up. Each rule must fire exactly when it should and
-//! exactly once — with a few days missed (caught up in order), and with the worker
-//! killed and restarted at every awkward point.
+//! pays (a collector works its collection case), loan D pays its first installment five
+//! days late (its case is opened, then resolved as cured), lead C is never followed up.
+//! Each rule must fire exactly when it should and exactly once — with a few days missed
+//! (caught up in order), and with the worker killed and restarted at every awkward point.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use loan_automation::Worker;
-use loan_domain::CommandKind;
+use loan_automation::rules::collection_case_id;
 use loan_domain::loan::{LoanEvent, LoanStatus};
 use loan_domain::schedule::Schedule;
+use loan_domain::{AggregateType, CommandKind, LoanId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,6 +38,12 @@ struct Book {
     a: Uuid,
     b: Uuid,
     c: Uuid,
+    d: Uuid,
+}
+
+/// The first collection case of a loan whose first installment (due 5 Feb) went unpaid.
+fn first_case(loan: Uuid) -> Uuid {
+    collection_case_id(LoanId(loan), 1, date("2026-02-05")).0
 }
 
 const FIRST_DAY: &str = "2026-01-05";
@@ -48,13 +56,30 @@ async fn script(h: &Harness, day: NaiveDate, book: &mut Option<(Book, Schedule)>
         let (a, schedule) = h.disbursed_loan(customer, "2026-02-05").await;
         let (b, _) = h.disbursed_loan(customer, "2026-02-05").await;
         let c = h.lead(customer).await;
+        let (d, _) = h.disbursed_loan(customer, "2026-02-05").await;
         h.ok(
             CommandKind::AssignOfficer,
             &["sales_manager"],
             json!({ "loan_id": c, "officer_id": "o-1" }),
         )
         .await;
-        *book = Some((Book { a, b, c }, schedule));
+        *book = Some((Book { a, b, c, d }, schedule));
+    }
+    if day == date("2026-02-09") {
+        // A collector works B's case (opened by the automation on 7 Feb).
+        let (book, _) = book.as_ref().expect("the book exists");
+        h.ok(CommandKind::RecordContactAttempt, &["collector"], json!({
+            "case_id": first_case(book.b), "channel": "phone", "outcome": "no_answer", "attempted_on": "2026-02-09"
+        }))
+        .await;
+    }
+    if day == date("2026-02-10") {
+        // D pays five days late, enough for installments 1 and 2 with the penalty: cured.
+        let (book, _) = book.as_ref().expect("the book exists");
+        h.ok(CommandKind::RecordRepayment, &["finance"], json!({
+            "loan_id": book.d, "payment_reference": "PAY-D-1", "amount": "3000.00", "value_date": "2026-02-10"
+        }))
+        .await;
     }
     if day == date("2026-02-05") {
         let (book, schedule) = book.as_ref().expect("the book exists");
@@ -128,6 +153,8 @@ async fn check(h: &Harness, book: &Book) {
             .into_iter()
             .map(|d| (book.a, d)),
     );
+    // D: 4 days past due on 9 Feb; paid on 10 Feb before the sweep.
+    expected_sweep.insert((book.d, date("2026-02-09")));
     let actions = h.actions().await;
     let swept: Vec<(Uuid, NaiveDate)> = actions
         .iter()
@@ -141,7 +168,7 @@ async fn check(h: &Harness, book: &Book) {
     );
     assert_eq!(swept.len(), expected_sweep.len(), "each loan and day once");
     for (rule, loan, day, outcome) in &actions {
-        let expected = if rule == "delinquency_sweep" {
+        let expected = if rule == "delinquency_sweep" || rule == "collections" {
             "ok"
         } else {
             "published"
@@ -210,6 +237,75 @@ async fn check(h: &Harness, book: &Book) {
     let _ = LoanStatus::Overdue;
     let _ = |e: &LoanEvent| e.type_name();
 
+    // Collections: a case for B and D on 7 Feb (2 days past due, beyond the 1 allowed —
+    // a Saturday: the queue is kept every calendar day), D's resolved as cured on 10 Feb
+    // when it paid, a second case for A on 7 Mar; each once.
+    let collections: Vec<(Uuid, NaiveDate)> = actions
+        .iter()
+        .filter(|(rule, ..)| rule == "collections")
+        .map(|(_, loan, day, _)| (*loan, *day))
+        .collect();
+    let expected_collections: BTreeSet<(Uuid, NaiveDate)> = [
+        (book.b, "2026-02-07"),
+        (book.d, "2026-02-07"),
+        (book.d, "2026-02-10"),
+        (book.a, "2026-03-07"),
+    ]
+    .into_iter()
+    .map(|(loan, day)| (loan, date(day)))
+    .collect();
+    assert_eq!(
+        collections.iter().copied().collect::<BTreeSet<_>>(),
+        expected_collections,
+        "cases opened and resolved exactly when the loans say"
+    );
+    assert_eq!(collections.len(), expected_collections.len(), "each once");
+    // The log: each case's events, in order, by whom.
+    let mut cases: BTreeMap<Uuid, Vec<(String, Option<NaiveDate>, String)>> = BTreeMap::new();
+    for commit in commits
+        .iter()
+        .filter(|c| c.aggregate.aggregate_type == AggregateType::CollectionCase)
+    {
+        for event in &commit.events {
+            cases.entry(commit.aggregate.id).or_default().push((
+                event.event_type.clone(),
+                event.business_date,
+                event.actor.id.clone(),
+            ));
+        }
+    }
+    let second_case_of_a = collection_case_id(LoanId(book.a), 1, date("2026-03-05")).0;
+    let e = |t: &str, d: &str, who: &str| (t.to_owned(), Some(date(d)), who.to_owned());
+    let expected_cases: BTreeMap<Uuid, Vec<(String, Option<NaiveDate>, String)>> = [
+        (
+            first_case(book.b),
+            vec![
+                e("collection_case_opened", "2026-02-07", "svc:automation"),
+                e("contact_attempted", "2026-02-09", "test"),
+            ],
+        ),
+        (
+            first_case(book.d),
+            vec![
+                e("collection_case_opened", "2026-02-07", "svc:automation"),
+                e("collection_case_resolved", "2026-02-10", "svc:automation"),
+            ],
+        ),
+        (
+            second_case_of_a,
+            vec![e("collection_case_opened", "2026-03-07", "svc:automation")],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(cases, expected_cases, "every case event exactly once");
+    let resolved = commits
+        .iter()
+        .find(|c| c.command == CommandKind::ResolveCollectionCase)
+        .expect("D's case resolved");
+    assert_eq!(resolved.events[0].data["resolution"], "cured");
+    assert_eq!(resolved.events[0].data["days_past_due"], 0);
+
     // Notifications: one reminder per installment falling due (3 days ahead), one
     // follow-up alert for the quiet lead; each with its id in the header and the body,
     // the phone masked.
@@ -264,6 +360,7 @@ async fn check(h: &Harness, book: &Book) {
     let expected: BTreeMap<(String, Uuid, u64), String> = [
         (("due_reminder".into(), book.a, 1), "2026-02-02"),
         (("due_reminder".into(), book.b, 1), "2026-02-02"),
+        (("due_reminder".into(), book.d, 1), "2026-02-02"),
         (("due_reminder".into(), book.a, 2), "2026-03-02"),
         (("due_reminder".into(), book.b, 2), "2026-03-02"),
         (("follow_up_overdue".into(), book.c, 0), "2026-01-08"),
@@ -299,8 +396,10 @@ async fn a_worker_killed_and_restarted_neither_misses_nor_repeats_an_action() {
     let h = Harness::start().await;
     let crashes: BTreeMap<NaiveDate, Step> = [
         ("2026-01-08", Step::CrashBeforeSending), // the follow-up alert
-        ("2026-02-02", Step::CrashAfterOneSend),  // two reminders
-        ("2026-02-09", Step::CrashBeforeMarking), // the first sweep of B
+        ("2026-02-02", Step::CrashAfterOneSend),  // three reminders
+        ("2026-02-07", Step::CrashBeforeMarking), // two cases opened, the openings sent twice
+        ("2026-02-09", Step::CrashBeforeMarking), // the first sweep of B and D
+        ("2026-02-10", Step::CrashBeforeSending), // D's case resolved
         ("2026-03-02", Step::CrashBeforeMarking), // two reminders, published twice
         ("2026-03-10", Step::CrashAfterOneSend),  // A and B swept
         ("2026-03-11", Step::CrashBeforeSending),

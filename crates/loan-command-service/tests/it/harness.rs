@@ -384,7 +384,7 @@ impl Harness {
             .expect("rebuild");
         match cached.state {
             State::Loan(loan) => (loan, cached.version),
-            State::Customer(_) => panic!("{loan_id} rebuilt as a customer"),
+            other => panic!("{loan_id} rebuilt as another aggregate: {other:?}"),
         }
     }
 

@@ -8,6 +8,7 @@ use loan_contract::event::CommitContext;
 use loan_contract::{
     AnyCommand, AnyEvent, CommandReply, ErrorReply, EventEnvelope, decode_command,
 };
+use loan_domain::collection::{self, CollectionCase};
 use loan_domain::customer::{self, Customer};
 use loan_domain::loan::{self, Loan};
 use loan_domain::{AggregateType, CommandKind, Context, LendingRules};
@@ -27,6 +28,7 @@ pub(crate) struct Step {
 pub(crate) struct Script {
     customers: HashMap<Uuid, (Customer, u64)>,
     loans: HashMap<Uuid, (Loan, u64)>,
+    cases: HashMap<Uuid, (CollectionCase, u64)>,
     next_id: u128,
     pub today: Option<NaiveDate>,
     pub steps: Vec<Step>,
@@ -123,6 +125,31 @@ impl Script {
                     }
                 }
             }
+            AnyCommand::CollectionCase(command) => {
+                let (state, version) = self.cases.get(&aggregate_id).cloned().unwrap_or_default();
+                let loan_id = match command {
+                    collection::CollectionCaseCommand::Open(c) => Some(c.loan_id.0),
+                    _ => state.file().map(|file| file.loan_id.0),
+                };
+                let loan = loan_id
+                    .and_then(|id| self.loans.get(&id))
+                    .map(|(l, _)| l.clone());
+                match collection::decide(&state, command, loan.as_ref(), &ctx) {
+                    Ok(events) => (
+                        AggregateType::CollectionCase,
+                        version,
+                        events
+                            .into_iter()
+                            .map(AnyEvent::CollectionCase)
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(error) => {
+                        return CommandReply::Error {
+                            error: ErrorReply::from_domain(&error),
+                        };
+                    }
+                }
+            }
         };
         let commit = CommitContext {
             aggregate_id,
@@ -150,6 +177,11 @@ impl Script {
                 AnyEvent::Loan(event) => {
                     let entry = self.loans.entry(aggregate_id).or_default();
                     entry.0 = loan::evolve(std::mem::take(&mut entry.0), event);
+                    entry.1 = version;
+                }
+                AnyEvent::CollectionCase(event) => {
+                    let entry = self.cases.entry(aggregate_id).or_default();
+                    entry.0 = collection::evolve(std::mem::take(&mut entry.0), event);
                     entry.1 = version;
                 }
             }
@@ -279,12 +311,33 @@ pub(crate) fn full_history() -> Script {
         &["system"],
         json!({ "loan_id": loan_a, "as_of": "2026-03-20" }),
     ));
+    // The automation opens a collection case; a collector works it.
+    let case_a = Uuid::from_u128(0xCA5E);
+    ok(s.send(CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": case_a, "loan_id": loan_a, "team": "collections",
+        "reason": "installment 2 due 2026-03-10 is unpaid on 2026-03-20: 10 days past due, beyond the 1 days allowed" })));
+    ok(s.send(
+        CommandKind::RecordContactAttempt,
+        &["collector"],
+        json!({ "case_id": case_a, "channel": "phone", "outcome": "reached",
+        "note": "borrower lost their job; will pay part", "attempted_on": "2026-03-20" }),
+    ));
+    ok(s.send(
+        CommandKind::RecordPromiseToPay,
+        &["collector"],
+        json!({ "case_id": case_a, "amount": "100.00", "pay_by": "2026-03-20" }),
+    ));
     ok(s.send(CommandKind::RecordRepayment, &["finance"], json!({ "loan_id": loan_a, "payment_reference": "PAY-0002", "amount": "100.00", "value_date": "2026-03-20" })));
     ok(s.send(CommandKind::ReverseRepayment, &["finance"], json!({ "loan_id": loan_a, "payment_reference": "PAY-0002", "reason": "bounced: insufficient funds" })));
     ok(s.send(
         CommandKind::WriteOffLoan,
         &["risk_manager"],
         json!({ "loan_id": loan_a, "reason": "borrower unreachable; collection exhausted" }),
+    ));
+    ok(s.send(
+        CommandKind::ResolveCollectionCase,
+        &["system"],
+        json!({ "case_id": case_a, "resolution": "written_off",
+        "reason": "loan written off on 2026-03-20" }),
     ));
     // A refused command: a written-off loan takes no repayment (the example error reply).
     let refused = s.send(

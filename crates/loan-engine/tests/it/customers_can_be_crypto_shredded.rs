@@ -39,7 +39,7 @@ async fn rebuild_customer(vault: &Vault, history: &History, id: Uuid) -> Custome
         .state
     {
         State::Customer(customer) => customer,
-        State::Loan(_) => panic!("rebuilt as a loan"),
+        other => panic!("rebuilt as another aggregate: {other:?}"),
     }
 }
 

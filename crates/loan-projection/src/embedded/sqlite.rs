@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkpoint_generation",
         include_str!("../../migrations-sqlite/0002_checkpoint_generation.sql"),
     ),
+    (
+        3,
+        "collection_cases",
+        include_str!("../../migrations-sqlite/0003_collection_cases.sql"),
+    ),
 ];
 
 /// Opens (creating it if needed) the SQLite file of the embedded read models and runs
@@ -353,11 +358,7 @@ pub(crate) async fn quarantine(
     Ok(rows
         .into_iter()
         .filter_map(|(aggregate_type, id, position)| {
-            let aggregate_type = match aggregate_type.as_str() {
-                "customer" => AggregateType::Customer,
-                "loan" => AggregateType::Loan,
-                _ => return None,
-            };
+            let aggregate_type = AggregateType::parse(&aggregate_type)?;
             Some((
                 AggregateRef {
                     aggregate_type,

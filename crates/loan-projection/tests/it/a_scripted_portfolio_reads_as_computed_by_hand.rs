@@ -14,6 +14,11 @@
 //!   reversed on 02-20. On 03-31: #1 is 44 days past due (02-15 → 03-31), penalty
 //!   02-19..03-31 = 41 days × 0.50 = 20.50; #2 penalty 03-19..03-31 = 13 × 0.50 = 6.50.
 //! * L3: withdrawn lead.
+//! * K1: L1's collection case, opened 03-16 at 6 days past due with arrears #2 1,016.50 +
+//!   penalty 1.50 = 1,018.00; resolved cured on 03-20 after R2.
+//! * K2: L2's collection case, opened 03-31 at 44 days past due with arrears #1 1,020 +
+//!   20.50 and #2 1,010 + 6.50 = 2,057.00; two contact attempts (the later recorded one,
+//!   same day, counts as the last: sms, reached) and a promise of 1,040.50 by 04-03.
 //! * C1: DTI 2,000 / 25,000 = 0.08, score 735 (the 760 was assessed earlier) → low risk;
 //!   income 25,000 → medium tier. C2: score 650, DTI 0.4375 → medium; income 8,000, net
 //!   worth 50,000 → low tier. C3: erased; no score → high risk; income 40,000 → high tier.
@@ -298,6 +303,68 @@ async fn a_scripted_portfolio_reads_as_computed_by_hand() {
             "NULL",
             "NULL",
             "2"
+        ])
+    );
+
+    // Collection cases: the queue and the record.
+    let case_columns = [
+        "loan_id",
+        "status",
+        "opened_on",
+        "days_past_due_at_opening",
+        "overdue_amount_at_opening",
+        "contact_attempts",
+        "last_contact_on",
+        "last_contact_channel",
+        "last_contact_outcome",
+        "promises",
+        "promised_amount",
+        "promised_pay_by",
+        "resolution",
+        "resolved_on",
+        "version",
+        "stale",
+    ];
+    assert_eq!(
+        fields(&db, "collection_cases", "case_id", p.k1, &case_columns).await,
+        some(&[
+            &p.l1.to_string(),
+            "resolved",
+            "2026-03-16",
+            "6",
+            "1018.00",
+            "0",
+            "NULL",
+            "NULL",
+            "NULL",
+            "0",
+            "NULL",
+            "NULL",
+            "cured",
+            "2026-03-20",
+            "2",
+            "false",
+        ])
+    );
+    assert_eq!(
+        fields(&db, "collection_cases", "case_id", p.k2, &case_columns).await,
+        some(&[
+            &p.l2.to_string(),
+            "open",
+            "2026-03-31",
+            "44",
+            "2057.00",
+            "2",
+            "2026-03-31",
+            "sms",
+            "reached",
+            "1",
+            "1040.50",
+            "2026-04-03",
+            "NULL",
+            "NULL",
+            "4",
+            "false",
         ])
     );
 

@@ -300,6 +300,7 @@ pub(crate) async fn sqlite_snapshot(pool: &SqlitePool) -> BTreeMap<String, Vec<S
 /// The read-model tables (both backends).
 pub(crate) const READ_MODEL_TABLES: &[&str] = &[
     "allocations",
+    "collection_cases",
     "credit_scores",
     "customers",
     "decisions",
@@ -370,6 +371,10 @@ pub(crate) struct Portfolio {
     pub(crate) l2: Uuid,
     /// C1, withdrawn lead.
     pub(crate) l3: Uuid,
+    /// Collection case of L1: opened 03-16, cured by the backdated R2 (resolved 03-20).
+    pub(crate) k1: Uuid,
+    /// Collection case of L2: opened 03-31, a contact attempt and a promise to pay.
+    pub(crate) k2: Uuid,
 }
 
 pub(crate) const C1_ID: &str = "44030419880715123";
@@ -402,6 +407,8 @@ pub(crate) async fn script(w: &impl Lender) -> Portfolio {
         l1: Uuid::now_v7(),
         l2: Uuid::now_v7(),
         l3: Uuid::now_v7(),
+        k1: Uuid::now_v7(),
+        k2: Uuid::now_v7(),
     };
     let day = "2026-01-05";
     w.send(
@@ -569,13 +576,31 @@ pub(crate) async fn script(w: &impl Lender) -> Portfolio {
         json!({ "loan_id": p.l1, "as_of": "2026-03-16" }),
     )
     .await;
+    w.send("2026-03-16", CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": p.k1, "loan_id": p.l1, "team": "collections", "reason": "6 days past due" })).await;
     // Backdated: recorded on 20 March, value-dated 10 March (before the penalty days).
     w.send("2026-03-20", CommandKind::RecordRepayment, &["finance"], json!({ "loan_id": p.l1, "payment_reference": "R2", "amount": "1016.50", "value_date": "2026-03-10" })).await;
+    w.send(
+        "2026-03-20",
+        CommandKind::ResolveCollectionCase,
+        &["system"],
+        json!({ "case_id": p.k1, "resolution": "cured", "reason": "no arrears" }),
+    )
+    .await;
     w.send(
         "2026-03-31",
         CommandKind::EvaluateDelinquency,
         &["system"],
         json!({ "loan_id": p.l2, "as_of": "2026-03-31" }),
+    )
+    .await;
+    w.send("2026-03-31", CommandKind::OpenCollectionCase, &["system"], json!({ "case_id": p.k2, "loan_id": p.l2, "team": "collections", "reason": "44 days past due" })).await;
+    w.send("2026-03-31", CommandKind::RecordContactAttempt, &["collector"], json!({ "case_id": p.k2, "channel": "phone", "outcome": "no_answer", "attempted_on": "2026-03-31" })).await;
+    w.send("2026-03-31", CommandKind::RecordContactAttempt, &["collector"], json!({ "case_id": p.k2, "channel": "sms", "outcome": "reached", "note": "will pay on Friday", "attempted_on": "2026-03-31" })).await;
+    w.send(
+        "2026-03-31",
+        CommandKind::RecordPromiseToPay,
+        &["collector"],
+        json!({ "case_id": p.k2, "amount": "1040.50", "pay_by": "2026-04-03" }),
     )
     .await;
     p

@@ -172,6 +172,49 @@ async fn a_file_of_a_newer_schema_is_refused() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_group_transactions_and_keep_their_own_outcomes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(temp_file(&dir)).await.expect("open");
+    // 60 new aggregates, plus two racing creations of one more: one of those two wins.
+    let contested = new_loan();
+    let mut commits: Vec<_> = (0..60).map(|_| sample_commit(new_loan(), 0, 1)).collect();
+    commits.push(sample_commit(contested, 0, 1));
+    commits.push(sample_commit(contested, 0, 2));
+    let outcomes = futures::future::join_all(commits.iter().map(|commit| {
+        let store = store.clone();
+        async move { store.append(commit, 0).await }
+    }))
+    .await;
+    let mut outcomes = outcomes;
+    let contested_outcomes = outcomes.split_off(60);
+    let mut positions: Vec<u64> = outcomes.into_iter().map(stored).collect();
+    positions.sort_unstable();
+    let winners = contested_outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(Appended::Stored { .. })))
+        .count();
+    let conflicts = contested_outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(StoreError::Conflict { .. })))
+        .count();
+    assert_eq!((winners, conflicts), (1, 1), "{contested_outcomes:?}");
+    assert_eq!(store.head().await.unwrap(), 61, "61 commits, no gaps");
+    for (position, recorded) in positions
+        .iter()
+        .zip(futures::future::join_all(positions.iter().map(|p| store.commit_at(*p))).await)
+    {
+        let recorded = recorded.unwrap().expect("stored where acknowledged");
+        assert_eq!(recorded.position, *position);
+    }
+    let (groups, writes) = store.group_commit_stats();
+    assert_eq!(writes, 62, "every append went through a group");
+    assert!(
+        groups < writes,
+        "concurrent appends shared transactions: {groups} groups for {writes} writes"
+    );
+}
+
 #[tokio::test]
 async fn two_handles_on_one_file_race_correctly() {
     let dir = tempfile::tempdir().expect("temp dir");
