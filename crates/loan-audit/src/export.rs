@@ -1,17 +1,22 @@
 //! Export: the history handed to an external auditor, as JSON lines and a manifest.
 //!
-//! Format `loan-audit-export/v1` (docs/audit.md; stable, so the embedded mode can import
-//! it later):
+//! Format `loan-audit-export/v2` (docs/audit.md; stable, so the embedded mode can import
+//! it; v1 files, which predate checkpoints, are still read):
 //!
 //! * the **export file**: one line per commit, in log order,
 //!   `{"position":N,"subject":"<prefix>.events.<type>.<id>","commit":<commit as stored>}`,
 //!   where the commit is its stored bytes unchanged (single-line JSON), so its chain hash
-//!   recomputes to what the next commit of the aggregate names;
+//!   recomputes to what the next commit of the aggregate names; and, between them, one
+//!   line per checkpoint of the log in the exported range,
+//!   `{"position":N,"subject":"<prefix>.checkpoints","checkpoint":<checkpoint as stored>}`,
+//!   so an auditor verifies the checkpoints offline (not in a customer's export: a
+//!   checkpoint covers the whole log);
 //! * the **manifest** ([`Manifest`]): the selection, counts of commits and events,
 //!   first and last position, the log hash, the chain head of every aggregate, the
 //!   **anchors** of a partial export (for each aggregate whose first exported commit is
 //!   not its first commit: the `previous_hash` and `base_version` that commit carries, so
-//!   verification starts its chain there), and the SHA-256 of the export file.
+//!   verification starts its chain there), the number of checkpoints and the last one,
+//!   and the SHA-256 of the export file.
 //!
 //! The export verifies the chains while it reads: a log whose chains are already broken
 //! is not exported (run `loan audit verify` on it).
@@ -31,7 +36,10 @@ use crate::AuditError;
 use crate::log::{LiveLog, LogEntry, export_line};
 
 /// The format name written in every manifest.
-pub const EXPORT_FORMAT: &str = "loan-audit-export/v1";
+pub const EXPORT_FORMAT: &str = "loan-audit-export/v2";
+
+/// The formats this tool reads: v1 (before checkpoints) and v2.
+pub const READABLE_FORMATS: [&str; 2] = ["loan-audit-export/v1", EXPORT_FORMAT];
 
 /// Which commits an export holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +60,26 @@ pub enum Selection {
     Customer { customer_id: Uuid },
 }
 
+impl Selection {
+    /// Whether the selection starts at the log's first position, so that every
+    /// checkpoint in it can be recomputed from the commits it holds (otherwise the first
+    /// checkpoint is the base the later ones are checked from).
+    pub fn starts_at_log_start(&self) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Positions { from, .. } => *from <= 1,
+            Selection::Recorded { from, .. } => from.is_none(),
+            Selection::Customer { .. } => false,
+        }
+    }
+
+    /// Whether the export holds the log's checkpoints in its range (a customer's export
+    /// does not: a checkpoint covers every aggregate).
+    pub fn holds_checkpoints(&self) -> bool {
+        !matches!(self, Selection::Customer { .. })
+    }
+}
+
 /// What an export holds, for verifying it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -63,7 +91,8 @@ pub struct Manifest {
     /// The stream's last position when the export read it.
     pub stream_head: u64,
     pub exported_at: DateTime<Utc>,
-    /// Commits, events, first and last position, log hash and chain heads.
+    /// Commits, events, first and last position, log hash, chain heads, number of
+    /// checkpoints and the last checkpoint.
     #[serde(flatten)]
     pub summary: ChainSummary,
     /// For each aggregate (`<type>/<id>`) whose exported chain does not start at its
@@ -107,19 +136,24 @@ pub async fn export_until(
     out: &mut dyn Write,
     exported_at: DateTime<Utc>,
 ) -> Result<Manifest, AuditError> {
-    let mut reader = match selection {
+    let (from, to) = match selection {
         Selection::Positions { from, to } => {
             let to = match (to, until) {
                 (Some(to), Some(until)) => Some((*to).min(until)),
                 (to, until) => to.or(until),
             };
-            log.reader(*from, to, Vec::new()).await?
+            (*from, to)
         }
-        _ => log.reader(1, until, Vec::new()).await?,
+        _ => (1, until),
+    };
+    let mut reader = if selection.holds_checkpoints() {
+        log.reader_with_checkpoints(from, to).await?
+    } else {
+        log.reader(from, to, Vec::new()).await?
     };
     let stream_head = reader.stream_head();
     let mut filter = Filter::new(selection);
-    let mut writer = Exporter::default();
+    let mut writer = Exporter::new(selection);
     while let Some(entry) = reader.next().await? {
         match filter.admit(&entry)? {
             Admit::Yes => writer.write(&entry, out)?,
@@ -171,6 +205,14 @@ impl<'s> Filter<'s> {
     }
 
     fn admit(&mut self, entry: &LogEntry) -> Result<Admit, AuditError> {
+        if entry.is_checkpoint() {
+            // Within the exported run of the log (a recorded range: once it started).
+            return Ok(match self.selection {
+                Selection::All | Selection::Positions { .. } => Admit::Yes,
+                Selection::Recorded { .. } if self.started => Admit::Yes,
+                Selection::Recorded { .. } | Selection::Customer { .. } => Admit::No,
+            });
+        }
         match self.selection {
             Selection::All | Selection::Positions { .. } => Ok(Admit::Yes),
             Selection::Recorded { from, to } => {
@@ -221,19 +263,45 @@ impl<'s> Filter<'s> {
     }
 }
 
-/// Writes export lines, hashing the file and verifying the chains as it goes.
-#[derive(Default)]
+/// Writes export lines, hashing the file and verifying the chains and checkpoints as it
+/// goes.
 struct Exporter {
-    verifier: Option<ChainVerifier>,
+    verifier: ChainVerifier,
     seen: HashSet<AggregateRef>,
     anchors: BTreeMap<String, ChainAnchor>,
     file: Sha256,
 }
 
 impl Exporter {
+    fn new(selection: &Selection) -> Self {
+        let verifier = if selection.starts_at_log_start() {
+            ChainVerifier::new()
+        } else {
+            ChainVerifier::new().mid_log()
+        };
+        Exporter {
+            verifier,
+            seen: HashSet::new(),
+            anchors: BTreeMap::new(),
+            file: Sha256::new(),
+        }
+    }
+
     fn write(&mut self, entry: &LogEntry, out: &mut dyn Write) -> Result<(), AuditError> {
+        let broken = |broken: loan_store::chain::BrokenLink| AuditError::Corrupt {
+            position: entry.position,
+            reason: format!(
+                "the log's hash chain is broken, not exporting it (run `loan audit verify`): {broken}"
+            ),
+        };
+        if entry.is_checkpoint() {
+            self.verifier
+                .push_checkpoint(entry.position, &entry.bytes)
+                .map_err(broken)?;
+            return self.emit(entry, out);
+        }
         let commit = entry.commit()?;
-        let verifier = self.verifier.get_or_insert_with(ChainVerifier::new);
+        let verifier = &mut self.verifier;
         if self.seen.insert(commit.aggregate)
             && (commit.previous_hash != GENESIS_HASH || commit.base_version != 0)
         {
@@ -248,12 +316,11 @@ impl Exporter {
         }
         verifier
             .push(entry.position, &entry.bytes)
-            .map_err(|broken| AuditError::Corrupt {
-                position: entry.position,
-                reason: format!(
-                    "the log's hash chain is broken, not exporting it (run `loan audit verify`): {broken}"
-                ),
-            })?;
+            .map_err(broken)?;
+        self.emit(entry, out)
+    }
+
+    fn emit(&mut self, entry: &LogEntry, out: &mut dyn Write) -> Result<(), AuditError> {
         let line = export_line(entry);
         self.file.update(&line);
         out.write_all(&line)
@@ -261,7 +328,7 @@ impl Exporter {
     }
 
     fn finish(self, mut manifest: Manifest) -> Result<Manifest, AuditError> {
-        manifest.summary = self.verifier.unwrap_or_default().finish();
+        manifest.summary = self.verifier.finish();
         manifest.anchors = self.anchors;
         manifest.file_sha256 = hex::encode(self.file.finalize());
         Ok(manifest)

@@ -16,14 +16,16 @@
 
 use std::path::Path;
 
-use loan_store::chain::{ChainSummary, ChainVerifier};
+use loan_store::chain::ChainSummary;
 use loan_store::sqlite::SqliteStore;
 use sha2::{Digest, Sha256};
 
 use crate::AuditError;
 use crate::export::Manifest;
 use crate::log::LogReader;
-use crate::verify::{Finding, Verification, anchors, compare, tampered_manifest, verify_export};
+use crate::verify::{
+    Finding, Verification, compare, tampered_manifest, verifier_for, verify_export,
+};
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +70,12 @@ async fn write_verified(
     manifest: &Manifest,
     store: &SqliteStore,
 ) -> Result<ImportOutcome, AuditError> {
-    let anchors = match anchors(manifest) {
-        Ok(anchors) => anchors,
+    let mut verifier = match verifier_for(manifest) {
+        Ok(verifier) => verifier,
         Err(reason) => return Ok(ImportOutcome::Refused(tampered_manifest(reason))),
     };
     let mut import = store.begin_import().await?;
-    let mut reader = LogReader::open_export(export_path)?;
-    let mut verifier = ChainVerifier::with_anchors(anchors);
+    let mut reader = LogReader::open_export(export_path)?.with_checkpoints();
     let mut file_hash = Sha256::new();
     let mut raw = Vec::new();
     let mut commits = 0u64;
@@ -106,6 +107,13 @@ async fn write_verified(
             Err(other) => return Err(other),
         };
         file_hash.update(&raw);
+        if entry.is_checkpoint() {
+            if let Err(broken) = verifier.push_checkpoint(entry.position, &entry.bytes) {
+                return Ok(changed(commits, verifier.finish(), broken.to_string()));
+            }
+            import.push_checkpoint(entry.position, &entry.bytes).await?;
+            continue;
+        }
         if let Err(broken) = verifier.push(entry.position, &entry.bytes) {
             return Ok(changed(commits, verifier.finish(), broken.to_string()));
         }

@@ -1,5 +1,5 @@
-//! The log as auditors read it: commits in log order, each with its position, its subject
-//! and its stored bytes, from a live JetStream stream, an export file, or an embedded
+//! The log as auditors read it: commits (and, for those who verify, the log's checkpoints)
+//! in log order, each with its position, its subject and its stored bytes, from a live JetStream stream, an export file, or an embedded
 //! SQLite store (the embedded mode's file, or one an export was imported into).
 //!
 //! The bytes are kept exactly as stored, never re-serialised, because the hash chain is
@@ -7,6 +7,11 @@
 //! the messages in batches (one round trip per batch, not one per commit) and is bounded
 //! by the stream's last sequence when reading started, so a busy stream does not keep an
 //! audit running for ever.
+//!
+//! Checkpoints ([`loan_store::checkpoint`]) are read only when asked for
+//! ([`LogReader::with_checkpoints`], [`LiveLog::read_all_with_checkpoints`],
+//! [`EmbeddedLog::read_all_with_checkpoints`]): export, verify and import need them;
+//! history, state and reports read commits only.
 
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -20,7 +25,7 @@ use loan_contract::Subjects;
 use loan_domain::AggregateType;
 use loan_engine::{MasterKey, Vault};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
-use loan_store::sqlite::{SqliteStore, StoredCommit};
+use loan_store::sqlite::{SqliteStore, StoredEntry};
 use loan_store::{AggregateRef, Commit, Recorded, chain_hash};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -28,18 +33,41 @@ use uuid::Uuid;
 
 use crate::AuditError;
 
-/// One commit as stored, and where.
+/// What a log entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Commit,
+    Checkpoint,
+}
+
+/// One commit (or checkpoint) as stored, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// Position in the log (the JetStream stream sequence).
     pub position: u64,
-    /// The subject it was published on, `<prefix>.events.<aggregate>.<id>`.
+    /// The subject it was published on, `<prefix>.events.<aggregate>.<id>` (a
+    /// checkpoint: `<prefix>.checkpoints`).
     pub subject: String,
-    /// The commit's stored bytes (single-line JSON).
+    /// The stored bytes (single-line JSON).
     pub bytes: Vec<u8>,
+    pub kind: EntryKind,
 }
 
 impl LogEntry {
+    /// A commit stored at `position` on `subject`.
+    pub fn commit_entry(position: u64, subject: String, bytes: Vec<u8>) -> Self {
+        LogEntry {
+            position,
+            subject,
+            bytes,
+            kind: EntryKind::Commit,
+        }
+    }
+
+    pub fn is_checkpoint(&self) -> bool {
+        self.kind == EntryKind::Checkpoint
+    }
+
     /// The decoded commit.
     pub fn commit(&self) -> Result<Commit, AuditError> {
         Commit::from_bytes(&self.bytes).map_err(|e| AuditError::Corrupt {
@@ -58,18 +86,21 @@ impl LogEntry {
     }
 }
 
-/// One line of an export file: `{"position":N,"subject":"…","commit":<commit as stored>}`.
+/// One line of an export file: `{"position":N,"subject":"…","commit":<commit as stored>}`,
+/// or for a checkpoint `{"position":N,"subject":"…","checkpoint":<checkpoint as stored>}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExportLine<'a> {
     position: u64,
     subject: String,
-    #[serde(borrow)]
-    commit: &'a RawValue,
+    #[serde(borrow, default)]
+    commit: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    checkpoint: Option<&'a RawValue>,
 }
 
-/// The export line of an entry (with its trailing newline). The commit is written as its
-/// stored bytes, unchanged.
+/// The export line of an entry (with its trailing newline). The commit (or checkpoint) is
+/// written as its stored bytes, unchanged.
 pub fn export_line(entry: &LogEntry) -> Vec<u8> {
     #[derive(Serialize)]
     struct Head<'a> {
@@ -84,7 +115,10 @@ pub fn export_line(entry: &LogEntry) -> Vec<u8> {
     // `{"position":N,"subject":"…"}` → `{"position":N,"subject":"…","commit":<bytes>}`
     let mut line = Vec::with_capacity(head.len() + entry.bytes.len() + 12);
     line.extend_from_slice(&head[..head.len().saturating_sub(1)]);
-    line.extend_from_slice(b",\"commit\":");
+    line.extend_from_slice(match entry.kind {
+        EntryKind::Commit => b",\"commit\":".as_slice(),
+        EntryKind::Checkpoint => b",\"checkpoint\":".as_slice(),
+    });
     line.extend_from_slice(&entry.bytes);
     line.extend_from_slice(b"}\n");
     line
@@ -93,10 +127,16 @@ pub fn export_line(entry: &LogEntry) -> Vec<u8> {
 /// Parses an export line (without its newline).
 pub fn parse_export_line(line: &[u8]) -> Result<LogEntry, String> {
     let parsed: ExportLine<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let (kind, bytes) = match (parsed.commit, parsed.checkpoint) {
+        (Some(commit), None) => (EntryKind::Commit, commit),
+        (None, Some(checkpoint)) => (EntryKind::Checkpoint, checkpoint),
+        _ => return Err("a line holds exactly one of `commit` and `checkpoint`".into()),
+    };
     Ok(LogEntry {
         position: parsed.position,
         subject: parsed.subject,
-        bytes: parsed.commit.get().as_bytes().to_vec(),
+        bytes: bytes.get().as_bytes().to_vec(),
+        kind,
     })
 }
 
@@ -163,6 +203,31 @@ impl LiveLog {
         to: Option<u64>,
         filter: Vec<String>,
     ) -> Result<LogReader, AuditError> {
+        self.open_reader(from, to, filter).await
+    }
+
+    /// Reads positions `from..=to` of every event subject and the checkpoints.
+    pub async fn reader_with_checkpoints(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<LogReader, AuditError> {
+        let reader = self
+            .open_reader(
+                from,
+                to,
+                vec![self.subjects.all_events(), self.subjects.checkpoints()],
+            )
+            .await?;
+        Ok(reader.with_checkpoints())
+    }
+
+    async fn open_reader(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        filter: Vec<String>,
+    ) -> Result<LogReader, AuditError> {
         let stream = self.open_stream().await?;
         let head = stream
             .get_info()
@@ -205,14 +270,21 @@ impl LiveLog {
             source: Source::Live {
                 messages: Box::new(messages),
                 last,
+                checkpoints: self.subjects.checkpoints(),
             },
             head,
+            checkpoints: false,
         })
     }
 
     /// Every commit of the log, from position 1 to the head.
     pub async fn read_all(&self) -> Result<LogReader, AuditError> {
         self.reader(1, None, Vec::new()).await
+    }
+
+    /// Every commit and checkpoint of the log, from position 1 to the head.
+    pub async fn read_all_with_checkpoints(&self) -> Result<LogReader, AuditError> {
+        self.reader_with_checkpoints(1, None).await
     }
 
     /// Every commit of one aggregate (its own subject only).
@@ -281,8 +353,27 @@ impl EmbeddedLog {
                 after: 0,
                 last: head,
                 page: VecDeque::new(),
+                checkpoints: false,
             },
             head,
+            checkpoints: false,
+        })
+    }
+
+    /// Every commit and checkpoint of the log, from its first position to its end when
+    /// called.
+    pub async fn read_all_with_checkpoints(&self) -> Result<LogReader, AuditError> {
+        let end = self.store.end().await?;
+        Ok(LogReader {
+            source: Source::Embedded {
+                log: self.clone(),
+                after: 0,
+                last: end,
+                page: VecDeque::new(),
+                checkpoints: true,
+            },
+            head: end,
+            checkpoints: true,
         })
     }
 
@@ -303,11 +394,15 @@ enum Source {
         after: u64,
         /// The head when reading started: nothing appended later is read.
         last: u64,
-        page: VecDeque<StoredCommit>,
+        page: VecDeque<StoredEntry>,
+        /// Whether the checkpoints are read too.
+        checkpoints: bool,
     },
     Live {
         messages: Box<consumer::pull::Ordered>,
         last: u64,
+        /// The checkpoints' subject.
+        checkpoints: String,
     },
     File {
         path: PathBuf,
@@ -322,6 +417,8 @@ enum Source {
 pub struct LogReader {
     source: Source,
     head: u64,
+    /// Whether checkpoints are returned (otherwise skipped).
+    checkpoints: bool,
 }
 
 impl LogReader {
@@ -329,7 +426,16 @@ impl LogReader {
         LogReader {
             source: Source::Done,
             head,
+            checkpoints: false,
         }
+    }
+
+    /// Returns the log's checkpoints too (an export file's checkpoint lines; a live or
+    /// embedded reader must also have been opened to read them).
+    #[must_use]
+    pub fn with_checkpoints(mut self) -> Self {
+        self.checkpoints = true;
+        self
     }
 
     /// Reads an export file (JSON lines, see [`export_line`]).
@@ -350,6 +456,7 @@ impl LogReader {
                 line: 0,
             },
             head: 0,
+            checkpoints: false,
         }
     }
 
@@ -370,6 +477,18 @@ impl LogReader {
         &mut self,
         mut raw: Option<&mut Vec<u8>>,
     ) -> Result<Option<LogEntry>, AuditError> {
+        loop {
+            match self.next_entry(raw.as_deref_mut()).await? {
+                Some(entry) if entry.is_checkpoint() && !self.checkpoints => {}
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn next_entry(
+        &mut self,
+        mut raw: Option<&mut Vec<u8>>,
+    ) -> Result<Option<LogEntry>, AuditError> {
         match &mut self.source {
             Source::Done => Ok(None),
             Source::Embedded {
@@ -377,26 +496,46 @@ impl LogReader {
                 after,
                 last,
                 page,
+                checkpoints,
             } => {
                 if page.is_empty() && *after < *last {
-                    let read = log.store.read_stored_after(*after, EMBEDDED_PAGE).await?;
-                    page.extend(read.into_iter().filter(|row| row.position <= *last));
+                    let read = if *checkpoints {
+                        log.store.read_entries_after(*after, EMBEDDED_PAGE).await?
+                    } else {
+                        log.store
+                            .read_stored_after(*after, EMBEDDED_PAGE)
+                            .await?
+                            .into_iter()
+                            .map(StoredEntry::Commit)
+                            .collect()
+                    };
+                    page.extend(read.into_iter().filter(|row| row.position() <= *last));
                 }
                 let Some(row) = page.pop_front() else {
                     self.source = Source::Done;
                     return Ok(None);
                 };
-                *after = row.position;
-                let subject = log
-                    .subjects
-                    .events(row.aggregate.aggregate_type, row.aggregate.id);
-                Ok(Some(LogEntry {
-                    position: row.position,
-                    subject,
-                    bytes: row.bytes,
+                *after = row.position();
+                Ok(Some(match row {
+                    StoredEntry::Commit(row) => LogEntry::commit_entry(
+                        row.position,
+                        log.subjects
+                            .events(row.aggregate.aggregate_type, row.aggregate.id),
+                        row.bytes,
+                    ),
+                    StoredEntry::Checkpoint { position, bytes } => LogEntry {
+                        position,
+                        subject: log.subjects.checkpoints(),
+                        bytes,
+                        kind: EntryKind::Checkpoint,
+                    },
                 }))
             }
-            Source::Live { messages, last } => {
+            Source::Live {
+                messages,
+                last,
+                checkpoints,
+            } => {
                 let last = *last;
                 let Some(message) = messages.next().await else {
                     self.source = Source::Done;
@@ -411,21 +550,22 @@ impl LogReader {
                     self.source = Source::Done;
                     return Ok(None);
                 }
-                if position == last || pending == 0 {
-                    // Drop the consumer now: nothing after the head taken at the start is read.
-                    let entry = LogEntry {
-                        position,
-                        subject: message.subject.to_string(),
-                        bytes: message.payload.to_vec(),
-                    };
-                    self.source = Source::Done;
-                    return Ok(Some(entry));
-                }
-                Ok(Some(LogEntry {
+                let kind = if message.subject.as_str() == checkpoints.as_str() {
+                    EntryKind::Checkpoint
+                } else {
+                    EntryKind::Commit
+                };
+                let entry = LogEntry {
                     position,
                     subject: message.subject.to_string(),
                     bytes: message.payload.to_vec(),
-                }))
+                    kind,
+                };
+                if position == last || pending == 0 {
+                    // Drop the consumer now: nothing after the head taken at the start is read.
+                    self.source = Source::Done;
+                }
+                Ok(Some(entry))
             }
             Source::File { path, lines, line } => {
                 let mut buffer = Vec::new();

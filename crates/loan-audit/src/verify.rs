@@ -2,11 +2,15 @@
 //!
 //! Every link of every aggregate's hash chain is recomputed in log order
 //! (`loan_store::chain::ChainVerifier`, started from the manifest's anchors for a partial
-//! export); the first broken link is named with its position, aggregate and reason. An
-//! export whose chains are intact is then compared with its manifest: chain heads (a
+//! export), and at every checkpoint of the log the running log hash and the number of
+//! commits are compared with what the checkpoint says and the checkpoint's link to the
+//! previous one is checked (`loan_store::checkpoint`); the first broken link is named
+//! with its position, aggregate (or checkpoint) and reason. An export whose chains and
+//! checkpoints are intact is then compared with its manifest: chain heads (a
 //! changed or dropped last commit of an aggregate), numbers of commits and events, first
 //! and last position, the log hash (which folds every position and commit hash, so any
-//! reordering, insertion or removal changes it) and the SHA-256 of the file.
+//! reordering, insertion or removal changes it), the number of checkpoints and the last
+//! one, and the SHA-256 of the file.
 //!
 //! What verification cannot prove by itself: that the manifest is the one produced by
 //! the export. Compare its log hash with the live stream's (`loan audit verify --nats`
@@ -21,7 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::AuditError;
-use crate::export::{EXPORT_FORMAT, Manifest, export_until};
+use crate::export::{Manifest, READABLE_FORMATS, export_until};
 use crate::log::LiveLog;
 use crate::log::{LogReader, parse_aggregate};
 
@@ -83,14 +87,34 @@ fn finding_of(broken: &BrokenLink, line: Option<u64>) -> Finding {
     }
 }
 
-/// Checks the chains of everything `reader` yields, starting from `anchors`. When
-/// `file_hash` is given, the raw bytes read are hashed into it.
+/// Checks the chains (and checkpoints) of everything `reader` yields, read from the start
+/// of the log, starting from `anchors`. When `file_hash` is given, the raw bytes read are
+/// hashed into it.
 pub async fn verify_chains(
     reader: &mut LogReader,
     anchors: impl IntoIterator<Item = (AggregateRef, ChainAnchor)>,
+    file_hash: Option<&mut Sha256>,
+) -> Result<Verification, AuditError> {
+    verify_log(reader, ChainVerifier::with_anchors(anchors), file_hash).await
+}
+
+/// The verifier for what `manifest` describes: its anchors, and checkpoints checked from
+/// the log's start only if its selection starts there.
+pub fn verifier_for(manifest: &Manifest) -> Result<ChainVerifier, String> {
+    let verifier = ChainVerifier::with_anchors(anchors(manifest)?);
+    Ok(if manifest.selection.starts_at_log_start() {
+        verifier
+    } else {
+        verifier.mid_log()
+    })
+}
+
+/// As [`verify_chains`], with a verifier set up by the caller ([`verifier_for`]).
+pub async fn verify_log(
+    reader: &mut LogReader,
+    mut verifier: ChainVerifier,
     mut file_hash: Option<&mut Sha256>,
 ) -> Result<Verification, AuditError> {
-    let mut verifier = ChainVerifier::with_anchors(anchors);
     let mut commits = 0u64;
     let mut raw = Vec::new();
     loop {
@@ -116,6 +140,17 @@ pub async fn verify_chains(
         if let Some(hash) = file_hash.as_deref_mut() {
             hash.update(&raw);
         }
+        if entry.is_checkpoint() {
+            if let Err(broken) = verifier.push_checkpoint(entry.position, &entry.bytes) {
+                return Ok(Verification {
+                    intact: false,
+                    commits_checked: commits,
+                    summary: verifier.finish(),
+                    first_broken_link: Some(finding_of(&broken, None)),
+                });
+            }
+            continue;
+        }
         if let Err(broken) = verifier.push(entry.position, &entry.bytes) {
             return Ok(Verification {
                 intact: false,
@@ -139,19 +174,20 @@ pub async fn verify_export(
     export_path: &Path,
     manifest: &Manifest,
 ) -> Result<Verification, AuditError> {
-    let anchors = match anchors(manifest) {
-        Ok(anchors) => anchors,
+    let verifier = match verifier_for(manifest) {
+        Ok(verifier) => verifier,
         Err(reason) => return Ok(tampered_manifest(reason)),
     };
-    if manifest.format != EXPORT_FORMAT {
+    if !READABLE_FORMATS.contains(&manifest.format.as_str()) {
         return Ok(tampered_manifest(format!(
-            "the manifest's format is {}, this tool reads {EXPORT_FORMAT}",
-            manifest.format
+            "the manifest's format is {}, this tool reads {}",
+            manifest.format,
+            READABLE_FORMATS.join(" and ")
         )));
     }
-    let mut reader = LogReader::open_export(export_path)?;
+    let mut reader = LogReader::open_export(export_path)?.with_checkpoints();
     let mut file_hash = Sha256::new();
-    let mut verification = verify_chains(&mut reader, anchors, Some(&mut file_hash)).await?;
+    let mut verification = verify_log(&mut reader, verifier, Some(&mut file_hash)).await?;
     if let Some(finding) = &mut verification.first_broken_link {
         // Name the line too: positions in a file may have been edited.
         if finding.line.is_none() {
@@ -298,6 +334,33 @@ pub fn compare(manifest: &Manifest, found: &ChainSummary, file_sha256: &str) -> 
             format!(
                 "log hash: the manifest says {}, the export folds to {}: commits were reordered, inserted, removed or renumbered",
                 expected.log_hash, found.log_hash
+            ),
+        ));
+    }
+    if expected.checkpoints != found.checkpoints {
+        return Some(mismatch(
+            None,
+            found.last_checkpoint.as_ref().map(|head| head.position),
+            format!(
+                "number of checkpoints: the manifest says {}, the export has {}: a checkpoint was dropped or added",
+                expected.checkpoints, found.checkpoints
+            ),
+        ));
+    }
+    if expected.last_checkpoint != found.last_checkpoint {
+        let show = |head: &Option<loan_store::checkpoint::CheckpointHead>| {
+            head.as_ref().map_or_else(
+                || "none".to_owned(),
+                |head| format!("position {} ({})", head.position, head.hash),
+            )
+        };
+        return Some(mismatch(
+            None,
+            expected.last_checkpoint.as_ref().map(|head| head.position),
+            format!(
+                "last checkpoint: the manifest says {}, the export has {}: the last checkpoint was altered",
+                show(&expected.last_checkpoint),
+                show(&found.last_checkpoint)
             ),
         ));
     }

@@ -216,17 +216,15 @@ impl Worker {
         self.fold_through(target).await
     }
 
-    /// The last sequence of the event stream now.
+    /// The position of the event stream's last commit now (the stream may end with a
+    /// checkpoint on `<prefix>.checkpoints`, which the worker's consumer never receives).
     async fn stream_head(&self) -> Result<u64, AutomationError> {
-        let mut stream = self.js.get_stream(&self.config.stream).await.map_err(|e| {
+        let stream = self.js.get_stream(&self.config.stream).await.map_err(|e| {
             AutomationError::nats(format!("opening stream {}", self.config.stream), e)
         })?;
-        Ok(stream
-            .info()
+        loan_store::jetstream::last_commit_position(&stream, &self.config.subjects)
             .await
-            .map_err(|e| AutomationError::nats("reading stream info", e))?
-            .state
-            .last_sequence)
+            .map_err(|e| AutomationError::nats("reading the last commit's position", e))
     }
 
     /// Folds commits until `target` (a stream sequence) is folded.

@@ -23,7 +23,8 @@ use loan_audit::import::{ImportOutcome, import_into};
 use loan_audit::log::{EmbeddedLog, Knowledge, LiveLog, LogReader};
 use loan_audit::timeline::{DelinquencyReport, LoanAt, customer_state, delinquency_report, state};
 use loan_audit::verify::{
-    Verification, anchors, compare, verify_chains, verify_export, verify_manifest_against_live,
+    Verification, compare, verifier_for, verify_chains, verify_export, verify_log,
+    verify_manifest_against_live,
 };
 use loan_audit::{MasterKey, Vault};
 use loan_domain::AggregateType;
@@ -134,6 +135,23 @@ impl SourceArgs {
                     .with_context(|| format!("--nats {url}"))?,
             )),
             None => Ok(None),
+        }
+    }
+
+    /// The log with its checkpoints (what `verify` reads).
+    async fn reader_with_checkpoints(&self) -> anyhow::Result<LogReader> {
+        if let Some(path) = &self.export {
+            return Ok(LogReader::open_export(path)?.with_checkpoints());
+        }
+        if let Some(log) = self.embedded().await? {
+            return Ok(log.read_all_with_checkpoints().await?);
+        }
+        match self.live().await? {
+            Some(log) => Ok(log.read_all_with_checkpoints().await?),
+            None => Err(InvalidInput(
+                "give --nats <url>, --export <file> or --embedded <store.sqlite>".into(),
+            )
+            .into()),
         }
     }
 
@@ -489,13 +507,13 @@ async fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let manifest = Manifest::read(&manifest_path)?;
         verify_export(path, &manifest).await?
     } else if let Some(log) = args.source.embedded().await? {
-        let mut reader = log.read_all().await?;
+        let mut reader = log.read_all_with_checkpoints().await?;
         match &args.manifest {
             None => verify_chains(&mut reader, [], None).await?,
             Some(manifest_path) => {
                 let manifest = Manifest::read(manifest_path)?;
-                let anchors = anchors(&manifest).map_err(InvalidInput)?;
-                let mut verification = verify_chains(&mut reader, anchors, None).await?;
+                let verifier = verifier_for(&manifest).map_err(InvalidInput)?;
+                let mut verification = verify_log(&mut reader, verifier, None).await?;
                 if verification.intact {
                     // No file here: the manifest's file hash is not compared.
                     if let Some(finding) =
@@ -512,7 +530,7 @@ async fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let manifest = Manifest::read(manifest_path)?;
         verify_manifest_against_live(&log, &manifest).await?
     } else {
-        let mut reader = args.source.reader().await?;
+        let mut reader = args.source.reader_with_checkpoints().await?;
         verify_chains(&mut reader, [], None).await?
     };
     let mut out = io::stdout().lock();
@@ -605,7 +623,19 @@ fn print_verification(out: &mut dyn Write, v: &Verification) -> io::Result<()> {
                 show(v.summary.last_position)
             )?;
             writeln!(out, "aggregates: {}", v.summary.heads.len())?;
-            writeln!(out, "log hash:   {}", v.summary.log_hash)
+            writeln!(out, "log hash:   {}", v.summary.log_hash)?;
+            writeln!(
+                out,
+                "checkpoints: {}{}",
+                v.summary.checkpoints,
+                v.summary
+                    .last_checkpoint
+                    .as_ref()
+                    .map_or_else(String::new, |head| format!(
+                        " (last at position {})",
+                        head.position
+                    ))
+            )
         }
         Some(finding) => {
             writeln!(out, "TAMPERED")?;

@@ -72,6 +72,14 @@ pub(crate) struct CommandServiceArgs {
     /// costs the server a fixed ~15-20 ms (docs/performance.md).
     #[arg(long, env = "LOAN_GROUP_COMMIT")]
     group_commit: bool,
+    /// Append a checkpoint of the log (docs/audit.md) after this many commits stored by
+    /// this instance; 0: not by count.
+    #[arg(long, env = "LOAN_CHECKPOINT_EVERY_COMMITS", default_value_t = 1000)]
+    checkpoint_every_commits: u64,
+    /// Append a checkpoint of the log every this many seconds if anything was committed
+    /// since the last one; 0: not by time.
+    #[arg(long, env = "LOAN_CHECKPOINT_EVERY_SECS", default_value_t = 60)]
+    checkpoint_every_secs: u64,
     /// Address of the operations HTTP listener (GET /health/live, /health/ready,
     /// /metrics), or `off` for none.
     #[arg(long, env = "LOAN_HTTP_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_http_listen)]
@@ -122,6 +130,11 @@ pub(crate) fn run_service(args: &CommandServiceArgs) -> anyhow::Result<()> {
     if args.group_commit {
         config.store.group_commit = Some(loan_store::group_commit::GroupCommit::default());
     }
+    config.checkpoints = loan_store::checkpoint::Cadence {
+        every_commits: (args.checkpoint_every_commits > 0).then_some(args.checkpoint_every_commits),
+        every: (args.checkpoint_every_secs > 0)
+            .then(|| Duration::from_secs(args.checkpoint_every_secs)),
+    };
     config.http_listen = match args.http_listen {
         HttpListen::Off => None,
         HttpListen::At(address) => Some(address),

@@ -13,6 +13,10 @@
 //!   in-flight commands finish and reply, then `run` returns.
 //! * Sensitive fields are encrypted with per-customer data keys kept, wrapped by the
 //!   configured master key, in the KV bucket `<stream>_KEYS` (docs/security.md).
+//! * Checkpoints: a [`CheckpointWriter`] in the same process appends a checkpoint of the
+//!   log (`<prefix>.checkpoints`) every N commits this instance stored or every T
+//!   ([`ServiceConfig::checkpoints`]); several instances are safe, because a checkpoint
+//!   is appended only if nothing was written after the position it covers.
 //! * Operations: an optional HTTP listener ([`operations`]) answers liveness and
 //!   readiness probes and serves Prometheus metrics; readiness turns 503 as soon as the
 //!   drain starts, and the listener stops when `run` returns.
@@ -33,6 +37,7 @@ use loan_domain::CommandKind;
 pub use loan_engine::MasterKey;
 use loan_engine::clock::Clock;
 use loan_engine::{Engine, EngineConfig, Vault};
+use loan_store::checkpoint::{AppendSignal, Cadence, CheckpointWriter};
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use tokio::sync::Semaphore;
@@ -61,6 +66,8 @@ pub struct ServiceConfig {
     /// Where the operations HTTP listener (`/health/live`, `/health/ready`, `/metrics`)
     /// binds; `None`: no listener.
     pub http_listen: Option<SocketAddr>,
+    /// How often this instance appends a checkpoint of the log (docs/audit.md).
+    pub checkpoints: Cadence,
 }
 
 impl ServiceConfig {
@@ -82,6 +89,7 @@ impl ServiceConfig {
             clock: Arc::new(loan_engine::clock::SystemClock),
             master_key,
             http_listen: None,
+            checkpoints: Cadence::default(),
         }
     }
 }
@@ -162,10 +170,22 @@ async fn serve(
     let client = connect("store").await?;
     let intake = connect("intake").await?;
     readiness.connected(client.clone(), intake.clone());
-    let store = ObservedStore::new(
-        JetStreamStore::open(client.clone(), config.store.clone()).await?,
-        metrics.clone(),
-    );
+    let log = JetStreamStore::open(client.clone(), config.store.clone()).await?;
+    let appended = AppendSignal::new();
+    let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+    let checkpoints = {
+        let clock = config.clock.clone();
+        let writer = CheckpointWriter::new(
+            log.clone(),
+            config.checkpoints,
+            appended.clone(),
+            Arc::new(move || clock.now()),
+        );
+        tokio::spawn(writer.run(async {
+            let _ = checkpoints_stopped.await;
+        }))
+    };
+    let store = ObservedStore::new(log, metrics.clone(), appended);
     let keys = JetStreamKeyStore::open(
         client.clone(),
         KeyStoreConfig::for_stream(&config.store.stream, config.store.replicas),
@@ -304,6 +324,10 @@ async fn serve(
         if let Err(panic) = finished {
             error!(%panic, "a command task panicked");
         }
+    }
+    let _ = stop_checkpoints.send(());
+    if let Err(error) = checkpoints.await {
+        error!(%error, "the checkpoint writer panicked");
     }
     if tokio::time::timeout(Duration::from_secs(5), client.flush())
         .await

@@ -2,7 +2,10 @@
 //! real store, its failures counted in the instance's metrics
 //! (`loan_store_errors_total{operation, kind}`), so an operator sees the log becoming
 //! unreachable, conflicts piling up or a corrupt entry, not only the replies it causes.
+//! Every stored commit is also signalled to the checkpoint writer
+//! (`loan_store::checkpoint::AppendSignal`), which counts them towards its cadence.
 
+use loan_store::checkpoint::AppendSignal;
 use loan_store::{
     AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
 };
@@ -14,11 +17,16 @@ use crate::operations::Metrics;
 pub(crate) struct ObservedStore<S> {
     inner: S,
     metrics: Metrics,
+    appended: AppendSignal,
 }
 
 impl<S> ObservedStore<S> {
-    pub(crate) fn new(inner: S, metrics: Metrics) -> Self {
-        ObservedStore { inner, metrics }
+    pub(crate) fn new(inner: S, metrics: Metrics, appended: AppendSignal) -> Self {
+        ObservedStore {
+            inner,
+            metrics,
+            appended,
+        }
     }
 
     fn observe<T>(
@@ -41,6 +49,9 @@ impl<S: EventStore> EventStore for ObservedStore<S> {
 
     async fn append(&self, commit: &Commit, expected_last: u64) -> Result<Appended, StoreError> {
         let result = self.inner.append(commit, expected_last).await;
+        if let Ok(Appended::Stored { .. }) = &result {
+            self.appended.appended();
+        }
         self.observe("append", result)
     }
 

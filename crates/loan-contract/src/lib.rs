@@ -7,12 +7,15 @@
 //! * [`reply`]: replies and the stable error codes, with the one mapping from domain errors;
 //! * [`event`]: the stored event envelope, the registry of event types and schema
 //!   versions, and upcasting of old versions on decode;
+//! * [`checkpoint`]: the checkpoint record the log carries on `<prefix>.checkpoints`
+//!   (running log hash and number of commits before it, the previous checkpoint);
 //! * [`notification`]: what the automation rules publish for people on
 //!   `<prefix>.notify.<kind>` (stable ids, masked contacts);
 //! * [`schema`]: the JSON Schemas published in `proto/`, generated from these types.
 //!
 //! Pure and synchronous like the domain: no I/O here.
 
+pub mod checkpoint;
 pub mod command;
 pub mod event;
 pub mod notification;
@@ -20,6 +23,7 @@ pub mod reply;
 pub mod schema;
 pub mod subjects;
 
+pub use checkpoint::Checkpoint;
 pub use command::{AnyCommand, CommandEnvelope, DecodedCommand, decode_command};
 pub use event::{AnyEvent, DecodeError, EventEnvelope, EventMeta};
 pub use notification::{Notification, NotificationKind};

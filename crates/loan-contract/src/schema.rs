@@ -8,6 +8,7 @@
 //! * `events/<aggregate>/<event_type>.json`: the `data` of each event type;
 //! * `replies/command_reply.json`, `replies/error_reply.json`;
 //! * `notifications/<kind>.json`: the body of each notification kind;
+//! * `checkpoint.json`: a checkpoint of the log;
 //! * `asyncapi.json`: the subject map as an AsyncAPI 3 document.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use loan_domain::{AggregateType, CommandKind};
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
 
+use crate::checkpoint::Checkpoint;
 use crate::command::CommandEnvelope;
 use crate::event::{EVENT_TYPES, StoredEvent};
 use crate::notification::{Notification, NotificationKind};
@@ -216,6 +218,10 @@ pub fn documents() -> BTreeMap<String, Value> {
         "notifications",
         "notification",
     )));
+    docs.insert(
+        "checkpoint.json".into(),
+        schema_of::<Checkpoint>("checkpoint.json", "Checkpoint of the event log"),
+    );
     docs.insert("asyncapi.json".into(), asyncapi());
     docs
 }
@@ -284,6 +290,23 @@ fn asyncapi() -> Value {
     operations.insert(
         "events".into(),
         json!({ "action": "send", "channel": { "$ref": "#/channels/events" }, "summary": "The command service appends the events of each applied command." }),
+    );
+    messages.insert(
+        "checkpoint".into(),
+        json!({ "name": "checkpoint", "contentType": "application/json", "payload": { "$ref": "checkpoint.json" } }),
+    );
+    channels.insert(
+        "checkpoints".into(),
+        json!({
+            "address": "{prefix}.checkpoints",
+            "description": "Checkpoints of the event log, in the same JetStream stream as the events: each carries the running log hash and the number of commits up to the position just before it, and names the previous checkpoint. Appended only if nothing was written after the position it covers (Nats-Expected-Last-Sequence). Not under {prefix}.events.>, so consumers of the events never receive them.",
+            "parameters": { "prefix": { "description": "Deployment subject prefix." } },
+            "messages": { "checkpoint": { "$ref": "#/components/messages/checkpoint" } }
+        }),
+    );
+    operations.insert(
+        "checkpoints".into(),
+        json!({ "action": "send", "channel": { "$ref": "#/channels/checkpoints" }, "summary": "The command service's checkpoint writer appends a checkpoint every N commits or T seconds." }),
     );
     for kind in NotificationKind::ALL {
         let name = kind.name();

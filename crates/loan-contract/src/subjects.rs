@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `<prefix>.cmd.<aggregate>.<command>` | a command request (reply: [`crate::CommandReply`]) |
 //! | `<prefix>.events.<aggregate>.<aggregate_id>` | the commits of one aggregate |
+//! | `<prefix>.checkpoints` | the log's checkpoints ([`crate::Checkpoint`]), in the same stream |
 //! | `<prefix>.notify.<kind>` | a notification for people ([`crate::Notification`]) |
 //!
 //! One subject per command lets NATS permissions decide who may send what; one subject
@@ -74,6 +75,13 @@ impl Subjects {
     /// `<prefix>.events.>`: every event subject (what the stream captures).
     pub fn all_events(&self) -> String {
         format!("{}.events.>", self.prefix)
+    }
+
+    /// `<prefix>.checkpoints`: the log's checkpoints, captured by the event stream next to
+    /// the commits but outside `<prefix>.events.>`, so consumers of the events never see
+    /// them.
+    pub fn checkpoints(&self) -> String {
+        format!("{}.checkpoints", self.prefix)
     }
 
     /// `<prefix>.notify.<kind>`, e.g. `lending.notify.due_reminder`.

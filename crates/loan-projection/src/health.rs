@@ -16,7 +16,8 @@ pub struct ProjectionHealth {
     pub schema: String,
     /// Stream sequence of the last commit applied.
     pub checkpoint: u64,
-    /// The stream's last sequence when asked.
+    /// The position of the stream's last commit when asked (a checkpoint after it is
+    /// not a commit to apply).
     pub stream_head: u64,
     /// `stream_head - checkpoint`: commits not yet applied.
     pub lag: u64,
@@ -40,14 +41,34 @@ pub async fn lag(
     stream: &str,
 ) -> Result<Vec<ProjectionHealth>, ProjectionError> {
     let js = async_nats::jetstream::new(nats.clone());
-    let info = js
+    let stream = js
         .get_stream(stream)
         .await
-        .map_err(|e| ProjectionError::nats(format!("opening stream {stream}"), e))?
+        .map_err(|e| ProjectionError::nats(format!("opening stream {stream}"), e))?;
+    let info = stream
         .get_info()
         .await
         .map_err(|e| ProjectionError::nats("reading the stream head", e))?;
-    let head = info.state.last_sequence;
+    // The head a projection catches up to is the last commit: the stream's last message
+    // may be a checkpoint (`<prefix>.checkpoints`), which projectors never receive.
+    let events = info
+        .config
+        .subjects
+        .iter()
+        .find(|subject| subject.ends_with(".events.>"));
+    let head = match events {
+        Some(events) => match stream.get_last_raw_message_by_subject(events).await {
+            Ok(message) => message.sequence,
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                0
+            }
+            Err(error) => return Err(ProjectionError::nats("reading the stream head", error)),
+        },
+        None => info.state.last_sequence,
+    };
     type Row = (
         String,
         String,

@@ -279,14 +279,12 @@ impl Env {
         }))
     }
 
-    /// The stream's last sequence (its head).
+    /// The position of the stream's last commit (its head for the projectors: a
+    /// checkpoint after it, on `<prefix>.checkpoints`, is never delivered to them).
     pub(crate) async fn stream_head(&self) -> Result<u64, ProjectionError> {
-        let info = self
-            .stream
-            .get_info()
+        loan_store::jetstream::last_commit_position(&self.stream, &self.subjects)
             .await
-            .map_err(|e| ProjectionError::nats("reading the stream head", e))?;
-        Ok(info.state.last_sequence)
+            .map_err(|e| ProjectionError::nats("reading the stream head", e))
     }
 }
 

@@ -7,15 +7,20 @@
 //! so a dropped last commit of an aggregate, or a truncated log, is caught by comparing
 //! the log hash (and the chain heads) with a checkpoint or an export's manifest.
 //!
-//! [`ChainVerifier`] reads the log as stored bytes, in log order, one commit at a time (an
-//! export of millions of commits never has to fit in memory) and names the first broken
-//! link. It is pure: the caller brings the bytes from JetStream, SQLite or a file.
+//! The log itself carries that comparison periodically: [`crate::checkpoint`] records,
+//! each holding the log hash and the number of commits before it.
+//!
+//! [`ChainVerifier`] reads the log as stored bytes, in log order, one entry at a time (an
+//! export of millions of commits never has to fit in memory), checks the chains and the
+//! checkpoints ([`ChainVerifier::push_checkpoint`]), and names the first broken link. It
+//! is pure: the caller brings the bytes from JetStream, SQLite or a file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::checkpoint::{Checkpoint, CheckpointHead, CheckpointVerifier};
 use crate::{AggregateRef, Commit, GENESIS_HASH, chain_hash};
 
 /// Log hash before the first commit.
@@ -57,6 +62,12 @@ pub struct ChainSummary {
     pub log_hash: String,
     /// The last commit of every aggregate, keyed `<type>/<id>`.
     pub heads: BTreeMap<String, ChainHead>,
+    /// Checkpoints verified (absent from manifests written before checkpoints existed).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The last checkpoint verified.
+    #[serde(default)]
+    pub last_checkpoint: Option<CheckpointHead>,
 }
 
 /// The first place where the log is not what its chains say.
@@ -86,6 +97,8 @@ pub enum BrokenLink {
         expected_base: u64,
         found_base: u64,
     },
+    #[error("checkpoint at position {position}: {reason}")]
+    Checkpoint { position: u64, reason: String },
     #[error("{what}: expected {expected}, found {found}")]
     Mismatch {
         what: String,
@@ -101,19 +114,23 @@ impl BrokenLink {
             BrokenLink::Unreadable { position, .. }
             | BrokenLink::OutOfOrder { position, .. }
             | BrokenLink::WrongPrevious { position, .. }
-            | BrokenLink::VersionGap { position, .. } => Some(*position),
+            | BrokenLink::VersionGap { position, .. }
+            | BrokenLink::Checkpoint { position, .. } => Some(*position),
             BrokenLink::Mismatch { .. } => None,
         }
     }
 }
 
-/// Checks commits in log order.
+/// Checks commits (and checkpoints) in log order.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     heads: HashMap<AggregateRef, ChainHead>,
     /// Aggregates whose head is still an anchor (no commit of theirs pushed yet).
     anchored: HashSet<AggregateRef>,
     summary: ChainSummary,
+    checkpoints: CheckpointVerifier,
+    /// Position of the last entry pushed, commit or checkpoint.
+    last_entry: Option<u64>,
 }
 
 impl Default for ChainVerifier {
@@ -132,7 +149,41 @@ impl ChainVerifier {
                 log_hash: EMPTY_LOG_HASH.to_owned(),
                 ..ChainSummary::default()
             },
+            checkpoints: CheckpointVerifier::from_start(),
+            last_entry: None,
         }
+    }
+
+    /// For a log read from somewhere after its start (a partial export): the first
+    /// checkpoint is taken as the base the next ones are checked from, since the commits
+    /// it covers are not all read ([`CheckpointVerifier::mid_log`]).
+    #[must_use]
+    pub fn mid_log(mut self) -> Self {
+        self.checkpoints = CheckpointVerifier::mid_log();
+        self
+    }
+
+    fn check_order(&mut self, position: u64) -> Result<(), BrokenLink> {
+        if let Some(previous) = self.last_entry {
+            if position <= previous {
+                return Err(BrokenLink::OutOfOrder { position, previous });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the checkpoint stored at `position` as `bytes`: the commits pushed since the
+    /// previous one must fold to its log hash and count, and it must name the previous
+    /// checkpoint ([`CheckpointVerifier`]).
+    pub fn push_checkpoint(
+        &mut self,
+        position: u64,
+        bytes: &[u8],
+    ) -> Result<Checkpoint, BrokenLink> {
+        self.check_order(position)?;
+        let checkpoint = self.checkpoints.checkpoint(position, bytes)?;
+        self.last_entry = Some(position);
+        Ok(checkpoint)
     }
 
     /// For part of a log (an export of a time range or of one customer): each anchored
@@ -168,11 +219,7 @@ impl ChainVerifier {
 
     /// Checks the commit stored at `position` as `bytes`, returning it decoded.
     pub fn push(&mut self, position: u64, bytes: &[u8]) -> Result<Commit, BrokenLink> {
-        if let Some(previous) = self.summary.last_position {
-            if position <= previous {
-                return Err(BrokenLink::OutOfOrder { position, previous });
-            }
-        }
+        self.check_order(position)?;
         let commit = Commit::from_bytes(bytes).map_err(|e| BrokenLink::Unreadable {
             position,
             reason: e.to_string(),
@@ -201,6 +248,8 @@ impl ChainVerifier {
         self.anchored.remove(&commit.aggregate);
         let hash = chain_hash(bytes);
         self.summary.log_hash = fold_log_hash(&self.summary.log_hash, position, &hash);
+        self.checkpoints.commit(position, &hash);
+        self.last_entry = Some(position);
         self.summary.commits += 1;
         self.summary.events += commit.events.len() as u64;
         self.summary.first_position.get_or_insert(position);
@@ -225,6 +274,8 @@ impl ChainVerifier {
     /// An anchored aggregate without any commit pushed has no head in the summary.
     pub fn finish(self) -> ChainSummary {
         let mut summary = self.summary;
+        summary.checkpoints = self.checkpoints.count();
+        summary.last_checkpoint = self.checkpoints.last();
         let anchored = self.anchored;
         summary.heads = self
             .heads
@@ -288,6 +339,21 @@ pub fn compare(expected: &ChainSummary, found: &ChainSummary) -> Result<(), Brok
             "log hash",
             expected.log_hash.clone(),
             found.log_hash.clone(),
+        ));
+    }
+    if expected.checkpoints != found.checkpoints
+        || expected.last_checkpoint != found.last_checkpoint
+    {
+        return Err(mismatch(
+            "checkpoints",
+            format!(
+                "{} ending at {:?}",
+                expected.checkpoints, expected.last_checkpoint
+            ),
+            format!(
+                "{} ending at {:?}",
+                found.checkpoints, found.last_checkpoint
+            ),
         ));
     }
     Ok(())

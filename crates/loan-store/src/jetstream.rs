@@ -5,6 +5,11 @@
 //!   append-only), direct get allowed, a maximum message size, and a duplicate window.
 //! * One subject per aggregate: `<prefix>.events.<aggregate>.<id>`. A commit is one
 //!   message, so a command is never half in the log.
+//! * The log's checkpoints ([`crate::checkpoint`]) on `<prefix>.checkpoints`, captured by
+//!   the same stream (so they take positions in the same sequence) but outside
+//!   `<prefix>.events.>`, which is what every consumer of the events filters on. Each is
+//!   published with `Nats-Expected-Last-Sequence` = the position it covers. Where the log
+//!   of commits ends is [`last_commit_position`], not the stream's last sequence.
 //! * Optimistic concurrency: each append carries `Nats-Expected-Last-Subject-Sequence`,
 //!   the STREAM sequence of the aggregate's last commit (the aggregate version lives in
 //!   the commit itself). A mismatch is [`StoreError::Conflict`].
@@ -29,6 +34,9 @@ use loan_contract::Subjects;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use crate::checkpoint::{
+    CheckpointBase, CheckpointFold, CheckpointLog, CheckpointOutcome, CheckpointRecord,
+};
 use crate::command_index::CommandIndex;
 use crate::group_commit::{Appender, GroupCommit, GroupCommitStats, Written};
 use crate::{
@@ -90,7 +98,7 @@ impl JetStreamStore {
         let stream_config = stream::Config {
             name: config.stream.clone(),
             description: Some("Loan engine event log: one commit per command, append-only.".into()),
-            subjects: vec![config.subjects.all_events()],
+            subjects: vec![config.subjects.all_events(), config.subjects.checkpoints()],
             storage: stream::StorageType::File,
             num_replicas: config.replicas,
             retention: stream::RetentionPolicy::Limits,
@@ -290,6 +298,218 @@ impl JetStreamStore {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// Position of the last commit in `stream` (0 if none), read from the stream leader: the
+/// head consumers of the events catch up to. The stream's last sequence may be a
+/// checkpoint, which no consumer of `<prefix>.events.>` receives.
+pub async fn last_commit_position(
+    stream: &stream::Stream,
+    subjects: &Subjects,
+) -> Result<u64, StoreError> {
+    match stream
+        .get_last_raw_message_by_subject(&subjects.all_events())
+        .await
+    {
+        Ok(message) => Ok(message.sequence),
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(error) => Err(StoreError::unavailable(
+            "reading the position of the last commit",
+            error,
+        )),
+    }
+}
+
+/// A checkpoint computed over the log up to `checkpoint.covers`, not yet published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedCheckpoint {
+    pub checkpoint: crate::checkpoint::Checkpoint,
+}
+
+impl JetStreamStore {
+    /// The position of the last commit (0 if none): see [`last_commit_position`].
+    pub async fn last_commit_position(&self) -> Result<u64, StoreError> {
+        last_commit_position(&self.stream, &self.config.subjects).await
+    }
+
+    /// Computes the checkpoint over everything in the stream now: the last checkpoint
+    /// (read from the stream leader), the stream's last sequence, and the fold of every
+    /// commit in between. `None` when there is nothing to cover (no commit after the last
+    /// checkpoint, or the last message is another writer's checkpoint).
+    pub async fn prepare_checkpoint(
+        &self,
+        written_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<PreparedCheckpoint>, StoreError> {
+        let base = match self.last_checkpoint().await? {
+            Some(record) => CheckpointBase::after(&record),
+            None => CheckpointBase::start(),
+        };
+        let head = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| StoreError::unavailable("reading the stream's last sequence", e))?
+            .state
+            .last_sequence;
+        if head <= base.position {
+            return Ok(None);
+        }
+        let mut fold = CheckpointFold::new(base);
+        self.fold_commits(&mut fold, head).await?;
+        if fold.last_position() != head || fold.commits_since_base() == 0 {
+            // The message at the head is not a commit: another writer's checkpoint.
+            return Ok(None);
+        }
+        Ok(Some(PreparedCheckpoint {
+            checkpoint: fold.checkpoint(written_at),
+        }))
+    }
+
+    /// Folds the commits after the fold's last position, up to `head`, read with an
+    /// ordered consumer (served by the stream leader, in batches).
+    async fn fold_commits(&self, fold: &mut CheckpointFold, head: u64) -> Result<(), StoreError> {
+        let subject = self.config.subjects.all_events();
+        let consumer = self
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: subject.clone(),
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: fold.last_position() + 1,
+                },
+                max_batch: 1000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::unavailable("reading commits for a checkpoint", e))?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| StoreError::unavailable("reading commits for a checkpoint", e))?;
+        while let Some(message) = messages.next().await {
+            let message = message
+                .map_err(|e| StoreError::unavailable("reading commits for a checkpoint", e))?;
+            let info = message.info().map_err(|e| StoreError::Corrupt {
+                position: 0,
+                reason: e.to_string(),
+            })?;
+            let (position, pending) = (info.stream_sequence, info.pending);
+            if position > head {
+                break;
+            }
+            fold.push(position, &crate::chain_hash(&message.payload));
+            if position == head || pending == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a prepared checkpoint on the condition that the stream still ends at the
+    /// position it covers (`Nats-Expected-Last-Sequence`); otherwise
+    /// [`CheckpointOutcome::Raced`] and nothing is written.
+    pub async fn publish_checkpoint(
+        &self,
+        prepared: &PreparedCheckpoint,
+    ) -> Result<CheckpointOutcome, StoreError> {
+        let covers = prepared.checkpoint.covers;
+        let bytes = prepared.checkpoint.to_bytes();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Sequence", covers.to_string().as_str());
+        let subject = self.config.subjects.checkpoints();
+        let outcome = match self
+            .context
+            .publish_with_headers(subject.clone(), headers, bytes::Bytes::from(bytes.clone()))
+            .await
+        {
+            Ok(ack) => ack.await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(ack) => Ok(CheckpointOutcome::Written(CheckpointRecord {
+                position: ack.sequence,
+                checkpoint: prepared.checkpoint.clone(),
+                hash: crate::chain_hash(&bytes),
+            })),
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                Ok(CheckpointOutcome::Raced { covers })
+            }
+            Err(error) => Err(StoreError::unavailable(
+                format!("appending a checkpoint to {subject}"),
+                error,
+            )),
+        }
+    }
+
+    /// Up to `max` checkpoints after position `after`, in log order.
+    pub async fn checkpoints_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<CheckpointRecord>, StoreError> {
+        let subject = self.config.subjects.checkpoints();
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        while out.len() < max {
+            match self
+                .stream
+                .direct_get_next_for_subject(&subject, Some(next))
+                .await
+            {
+                Ok(message) => {
+                    next = message.sequence + 1;
+                    out.push(CheckpointRecord::decode(
+                        message.sequence,
+                        &message.payload,
+                    )?);
+                }
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                    break;
+                }
+                Err(error) => {
+                    return Err(StoreError::unavailable(
+                        format!("reading checkpoints after position {after}"),
+                        error,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CheckpointLog for JetStreamStore {
+    async fn write_checkpoint(
+        &self,
+        written_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<CheckpointOutcome, StoreError> {
+        match self.prepare_checkpoint(written_at).await? {
+            Some(prepared) => self.publish_checkpoint(&prepared).await,
+            None => Ok(CheckpointOutcome::UpToDate),
+        }
+    }
+
+    async fn last_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&self.config.subjects.checkpoints())
+            .await
+        {
+            Ok(message) => Ok(Some(CheckpointRecord::decode(
+                message.sequence,
+                &message.payload,
+            )?)),
+            Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(error) => Err(StoreError::unavailable(
+                "reading the last checkpoint",
+                error,
+            )),
         }
     }
 }

@@ -11,10 +11,15 @@
 //! A **commit** ([`Commit`]) is all the events of one command, written as one message:
 //! a command is never half in the log.
 //!
+//! [`checkpoint`] puts periodic checkpoints into the log itself (the running log hash and
+//! number of commits before each), written by [`checkpoint::CheckpointWriter`] through
+//! [`checkpoint::CheckpointLog`], which both the JetStream and the SQLite store implement.
+//!
 //! [`keys`] stores the per-customer data keys that encrypt sensitive fields (wrapped by
 //! the master key; destroyed to crypto-shred a customer).
 
 pub mod chain;
+pub mod checkpoint;
 pub mod command_index;
 pub mod commit;
 pub mod conformance;

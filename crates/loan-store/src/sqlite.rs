@@ -30,6 +30,13 @@
 //! * **Bounded commits.** A commit larger than [`SqliteConfig::max_commit_size`] is
 //!   [`StoreError::TooLarge`], like JetStream's maximum message size.
 //!
+//! * **Checkpoints** ([`crate::checkpoint`]) in table `checkpoints` (append-only like
+//!   `log`), their positions in the same sequence as the commits: an append takes the
+//!   position after the highest of both tables, and a checkpoint is computed and
+//!   inserted in one write transaction, so it covers exactly everything before it.
+//!   [`EventStore::read_after`] returns commits only; [`SqliteStore::read_entries_after`]
+//!   both, for auditors.
+//!
 //! The schema is versioned with `PRAGMA user_version` and migrated on open inside a
 //! `BEGIN IMMEDIATE` transaction, so two processes opening a new file at once migrate it
 //! once. [`SqliteStore::begin_import`] writes an exported history at its original
@@ -53,6 +60,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::checkpoint::{
+    Checkpoint, CheckpointBase, CheckpointFold, CheckpointLog, CheckpointOutcome, CheckpointRecord,
+};
 use crate::keys::{KeyEntry, KeyStore, WrappedDek};
 use crate::{
     AggregateRef, Appended, CommandRecord, Commit, EventStore, History, Recorded, StoreError,
@@ -105,7 +115,26 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'a destroyed data key stays destroyed: DELETE of its tombstone is refused');
     END;
     ",
+    // 2: the log's checkpoints, positions in the same sequence as the log's commits.
+    r"
+    CREATE TABLE checkpoints (
+        position         INTEGER PRIMARY KEY CHECK (position > 0),
+        checkpoint_bytes BLOB NOT NULL
+    ) STRICT;
+    CREATE TRIGGER checkpoints_refuse_update BEFORE UPDATE ON checkpoints
+    BEGIN
+        SELECT RAISE(ABORT, 'the event log is append-only: UPDATE of a checkpoint is refused');
+    END;
+    CREATE TRIGGER checkpoints_refuse_delete BEFORE DELETE ON checkpoints
+    BEGIN
+        SELECT RAISE(ABORT, 'the event log is append-only: DELETE of a checkpoint is refused');
+    END;
+    ",
 ];
+
+/// The next free log position: after the highest commit or checkpoint.
+const NEXT_POSITION: &str = "(SELECT MAX((SELECT IFNULL(MAX(position), 0) FROM log),
+                  (SELECT IFNULL(MAX(position), 0) FROM checkpoints)) + 1)";
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -155,6 +184,22 @@ pub struct StoredCommit {
     pub position: u64,
     pub aggregate: AggregateRef,
     pub bytes: Vec<u8>,
+}
+
+/// An entry of the log as the file holds it: a commit or a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredEntry {
+    Commit(StoredCommit),
+    Checkpoint { position: u64, bytes: Vec<u8> },
+}
+
+impl StoredEntry {
+    pub fn position(&self) -> u64 {
+        match self {
+            StoredEntry::Commit(commit) => commit.position,
+            StoredEntry::Checkpoint { position, .. } => *position,
+        }
+    }
 }
 
 /// [`EventStore`] on one SQLite file. Clones share the connections.
@@ -446,11 +491,12 @@ impl SqliteStore {
                 expected: expected_last,
             });
         }
-        let position: i64 = sqlx::query_scalar(
+        // After the highest commit or checkpoint: positions are one sequence.
+        let position: i64 = sqlx::query_scalar(&format!(
             "INSERT INTO log (position, aggregate_type, aggregate_id, command_id, commit_bytes)
-             VALUES ((SELECT IFNULL(MAX(position), 0) + 1 FROM log), ?, ?, ?, ?)
-             RETURNING position",
-        )
+             VALUES ({NEXT_POSITION}, ?, ?, ?, ?)
+             RETURNING position"
+        ))
         .bind(aggregate.aggregate_type.as_str())
         .bind(aggregate.id.to_string())
         .bind(command_id.to_string())
@@ -473,13 +519,81 @@ impl SqliteStore {
         )
     }
 
-    /// The last position of the log (0 when empty).
+    /// The position of the last commit (0 when there is none): where readers of the
+    /// commits catch up to.
     pub async fn head(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT IFNULL(MAX(position), 0) FROM log")
             .fetch_one(&self.pool)
             .await
             .map_err(unavailable("reading the log's head"))?;
         Ok(u64::try_from(head).unwrap_or(0))
+    }
+
+    /// The last position of the log, commit or checkpoint (0 when empty).
+    pub async fn end(&self) -> Result<u64, StoreError> {
+        let end: i64 = sqlx::query_scalar(&format!("SELECT {NEXT_POSITION} - 1"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable("reading the log's end"))?;
+        Ok(u64::try_from(end).unwrap_or(0))
+    }
+
+    /// Up to `max` entries (commits and checkpoints) after position `after`, in log
+    /// order, as stored.
+    pub async fn read_entries_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let after = to_i64(after).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT position, aggregate_type, aggregate_id, commit_bytes FROM log WHERE position > ?1
+             UNION ALL
+             SELECT position, NULL, NULL, checkpoint_bytes FROM checkpoints WHERE position > ?1
+             ORDER BY position LIMIT ?2",
+        )
+        .bind(after)
+        .bind(max)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable(format!("reading after position {after}")))?;
+        rows.iter()
+            .map(|row| {
+                let kind: Option<String> = row.get(1);
+                if kind.is_some() {
+                    return Self::stored(row).map(StoredEntry::Commit);
+                }
+                let position: i64 = row.get(0);
+                Ok(StoredEntry::Checkpoint {
+                    position: u64::try_from(position).unwrap_or(0),
+                    bytes: row.get(3),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `max` checkpoints after position `after`, in log order.
+    pub async fn checkpoints_after(
+        &self,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<CheckpointRecord>, StoreError> {
+        let after = to_i64(after).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT position, checkpoint_bytes FROM checkpoints WHERE position > ? ORDER BY position LIMIT ?",
+        )
+        .bind(after)
+        .bind(max)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable("reading checkpoints"))?;
+        rows.into_iter()
+            .map(|(position, bytes)| {
+                CheckpointRecord::decode(u64::try_from(position).unwrap_or(0), &bytes)
+            })
+            .collect()
     }
 
     fn stored(row: &SqliteRow) -> Result<StoredCommit, StoreError> {
@@ -648,6 +762,89 @@ impl EventStore for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn last_checkpoint_in(
+        executor: impl sqlx::SqliteExecutor<'_>,
+    ) -> Result<Option<CheckpointRecord>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT position, checkpoint_bytes FROM checkpoints ORDER BY position DESC LIMIT 1",
+        )
+        .fetch_optional(executor)
+        .await
+        .map_err(unavailable("reading the last checkpoint"))?;
+        row.map(|(position, bytes)| {
+            CheckpointRecord::decode(u64::try_from(position).unwrap_or(0), &bytes)
+        })
+        .transpose()
+    }
+}
+
+impl CheckpointLog for SqliteStore {
+    /// Computed and inserted in one write transaction: nothing can be written between
+    /// reading the log's end and inserting the checkpoint after it, so it never races.
+    async fn write_checkpoint(
+        &self,
+        written_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<CheckpointOutcome, StoreError> {
+        let context = "writing a checkpoint";
+        let (_turn, mut tx) = self.begin_write(context).await?;
+        let base = match Self::last_checkpoint_in(&mut *tx).await? {
+            Some(record) => CheckpointBase::after(&record),
+            None => CheckpointBase::start(),
+        };
+        let end: i64 = sqlx::query_scalar(&format!("SELECT {NEXT_POSITION} - 1"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable(context))?;
+        let end = u64::try_from(end).unwrap_or(0);
+        if end <= base.position {
+            tx.rollback().await.map_err(unavailable(context))?;
+            return Ok(CheckpointOutcome::UpToDate);
+        }
+        let mut fold = CheckpointFold::new(base);
+        loop {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT position, commit_bytes FROM log WHERE position > ? AND position <= ?
+                 ORDER BY position LIMIT 1000",
+            )
+            .bind(to_i64(fold.last_position()).unwrap_or(i64::MAX))
+            .bind(to_i64(end).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable(context))?;
+            if rows.is_empty() {
+                break;
+            }
+            for (position, bytes) in rows {
+                fold.push(u64::try_from(position).unwrap_or(0), &chain_hash(&bytes));
+            }
+        }
+        if fold.commits_since_base() == 0 || fold.last_position() != end {
+            tx.rollback().await.map_err(unavailable(context))?;
+            return Ok(CheckpointOutcome::UpToDate);
+        }
+        let checkpoint = fold.checkpoint(written_at);
+        let bytes = checkpoint.to_bytes();
+        let position = end + 1;
+        sqlx::query("INSERT INTO checkpoints (position, checkpoint_bytes) VALUES (?, ?)")
+            .bind(to_i64(position).unwrap_or(i64::MAX))
+            .bind(&bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable(context))?;
+        tx.commit().await.map_err(unavailable(context))?;
+        Ok(CheckpointOutcome::Written(CheckpointRecord {
+            position,
+            checkpoint,
+            hash: chain_hash(&bytes),
+        }))
+    }
+
+    async fn last_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
+        Self::last_checkpoint_in(&self.pool).await
+    }
+}
+
 /// An exported history being written at its original log positions with its exact
 /// bytes, in one transaction: all of it lands at [`Import::commit`], or none of it
 /// (dropping an `Import` rolls it back).
@@ -689,18 +886,7 @@ impl Import {
         let commit = Commit::from_bytes(bytes)
             .map_err(|e| refused(format!("the bytes are not a commit: {e}")))?;
         let context = format!("importing position {position}");
-        let taken: Option<String> = sqlx::query_scalar(
-            "SELECT aggregate_type || '/' || aggregate_id FROM log WHERE position = ?",
-        )
-        .bind(at)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(unavailable(context.clone()))?;
-        if let Some(holder) = taken {
-            return Err(refused(format!(
-                "the position is already taken (by a commit of {holder}); was this history imported before?"
-            )));
-        }
+        self.refuse_taken(position, at, &context).await?;
         let same_command: Option<i64> =
             sqlx::query_scalar("SELECT position FROM log WHERE command_id = ?")
                 .bind(commit.command_id.to_string())
@@ -743,6 +929,59 @@ impl Import {
         .map_err(unavailable(context))?;
         self.last = Some(position);
         self.commits += 1;
+        Ok(())
+    }
+
+    /// Refuses a position some commit or checkpoint of the store already holds.
+    async fn refuse_taken(
+        &mut self,
+        position: u64,
+        at: i64,
+        context: &str,
+    ) -> Result<(), StoreError> {
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT 'a commit of ' || aggregate_type || '/' || aggregate_id FROM log WHERE position = ?1
+             UNION ALL SELECT 'a checkpoint' FROM checkpoints WHERE position = ?1",
+        )
+        .bind(at)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable(context.to_owned()))?;
+        match taken {
+            Some(holder) => Err(StoreError::ImportRefused {
+                position,
+                reason: format!(
+                    "the position is already taken (by {holder}); was this history imported before?"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the checkpoint stored as `bytes` at `position` (visible at
+    /// [`Import::commit`]); refused like a commit if the position is not above the
+    /// previous one or is taken, or if the bytes are not a checkpoint.
+    pub async fn push_checkpoint(&mut self, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let refused = |reason: String| StoreError::ImportRefused { position, reason };
+        let Some(at) = to_i64(position).filter(|p| *p > 0) else {
+            return Err(refused("not a log position".into()));
+        };
+        if let Some(last) = self.last.filter(|last| position <= *last) {
+            return Err(refused(format!(
+                "positions must increase; it follows position {last}"
+            )));
+        }
+        Checkpoint::from_bytes(bytes)
+            .map_err(|e| refused(format!("the bytes are not a checkpoint: {e}")))?;
+        let context = format!("importing the checkpoint at position {position}");
+        self.refuse_taken(position, at, &context).await?;
+        sqlx::query("INSERT INTO checkpoints (position, checkpoint_bytes) VALUES (?, ?)")
+            .bind(at)
+            .bind(bytes)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable(context))?;
+        self.last = Some(position);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 mod an_export_imports_into_the_embedded_store;
 mod as_of_differs_on_the_two_timelines;
+mod checkpoints_name_the_first_broken_link;
 mod collection_cases_show_in_history_and_exports;
 mod every_kind_of_tampering_is_detected;
 mod export_then_verify_is_intact;

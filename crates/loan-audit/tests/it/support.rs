@@ -41,6 +41,9 @@ pub(crate) struct World {
     pub(crate) stream: String,
     pub(crate) master_key: MasterKey,
     pub(crate) engine: Engine<JetStreamStore>,
+    /// When set, a checkpoint is written into the log after every this many commands.
+    checkpoints: Option<(JetStreamStore, u64)>,
+    sent: std::sync::atomic::AtomicU64,
 }
 
 impl World {
@@ -68,7 +71,23 @@ impl World {
             stream,
             master_key,
             engine,
+            checkpoints: None,
+            sent: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// A world whose log gets a checkpoint after every `every` commands.
+    pub(crate) async fn with_checkpoints(every: u64) -> Self {
+        let mut world = Self::new().await;
+        let subjects = Subjects::new(world.prefix.clone()).expect("prefix");
+        let store = JetStreamStore::open(
+            world.client.clone(),
+            StoreConfig::new(world.stream.clone(), subjects),
+        )
+        .await
+        .expect("open the store");
+        world.checkpoints = Some((store, every));
+        world
     }
 
     /// The log as an auditor opens it.
@@ -100,6 +119,22 @@ impl World {
             .await;
         if let CommandReply::Error { error } = &reply {
             panic!("{kind} refused: {error:?}");
+        }
+        let sent = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some((store, every)) = &self.checkpoints {
+            if sent % every == 0 {
+                let outcome =
+                    loan_store::checkpoint::CheckpointLog::write_checkpoint(store, morning(today))
+                        .await
+                        .expect("checkpoint");
+                assert!(
+                    matches!(
+                        outcome,
+                        loan_store::checkpoint::CheckpointOutcome::Written(_)
+                    ),
+                    "{outcome:?}"
+                );
+            }
         }
         reply
     }
@@ -336,6 +371,9 @@ pub(crate) fn position_of(
     entries
         .iter()
         .find(|entry| {
+            if entry.is_checkpoint() {
+                return false;
+            }
             let commit = entry.commit().expect("commit");
             commit.aggregate.id == aggregate
                 && commit.events.iter().any(|e| e.event_type == event_type)

@@ -14,6 +14,7 @@ use loan_domain::loan::{Loan, LoanEvent};
 use loan_domain::{AggregateType, CommandKind};
 use loan_engine::clock::ManualClock;
 use loan_engine::{EngineConfig, MasterKey, State, Vault};
+use loan_store::checkpoint::Cadence;
 use loan_store::jetstream::{JetStreamStore, StoreConfig};
 use loan_store::keys::{JetStreamKeyStore, KeyStoreConfig};
 use loan_store::{AggregateRef, Commit, EventStore};
@@ -70,6 +71,9 @@ pub(crate) struct Harness {
     pub client: async_nats::Client,
     /// Shared by every instance (they must agree to read each other's sensitive fields).
     pub master_key: MasterKey,
+    /// The instances' checkpoint cadence: every few commits, so every test of the service
+    /// runs with checkpoints interleaved in its stream.
+    pub checkpoints: Cadence,
 }
 
 /// 09:30 in Beijing on `date` (the engine's business day is UTC+8).
@@ -108,6 +112,10 @@ impl Harness {
             clock: Arc::new(ManualClock::new(morning("2026-01-05"))),
             client,
             master_key: MasterKey::generate(),
+            checkpoints: Cadence {
+                every_commits: Some(4),
+                every: None,
+            },
         }
     }
 
@@ -183,6 +191,7 @@ impl Harness {
             // The same key for every instance: they share the stream and the key bucket.
             master_key: self.master_key.clone(),
             http_listen,
+            checkpoints: self.checkpoints,
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -326,11 +335,21 @@ impl Harness {
             .collect()
     }
 
-    /// How many messages the stream holds (from the stream's own state).
+    /// How many commits the stream holds (from the stream's own per-subject counts of
+    /// `<prefix>.events.>`; the checkpoints on `<prefix>.checkpoints` are not commits).
     pub(crate) async fn stream_count(&self) -> u64 {
         let js = async_nats::jetstream::new(self.client.clone());
         let stream = js.get_stream(&self.stream).await.expect("stream exists");
-        stream.get_info().await.expect("stream info").state.messages
+        let mut subjects = stream
+            .info_with_subjects(format!("{}.events.>", self.prefix))
+            .await
+            .expect("stream info");
+        let mut commits = 0;
+        while let Some(subject) = futures::StreamExt::next(&mut subjects).await {
+            let (_, count) = subject.expect("subject counts");
+            commits += count as u64;
+        }
+        commits
     }
 
     /// The event store, opened on the test's own connection (as an auditor would).

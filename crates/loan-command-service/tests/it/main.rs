@@ -8,6 +8,7 @@ mod a_command_id_is_applied_once;
 mod a_loan_lives_its_whole_life_over_nats;
 mod acknowledged_commits_survive_a_node_crash;
 mod bad_input_never_appends;
+mod checkpoints_are_written_at_the_configured_cadence;
 mod commands_are_accepted_over_http;
 mod harness;
 mod health_and_metrics_are_visible_over_http;

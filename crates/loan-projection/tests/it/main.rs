@@ -11,6 +11,7 @@ mod a_batch_beyond_sqlites_parameter_limit_is_written_whole;
 mod a_poisoned_aggregate_is_quarantined_in_sqlite;
 mod a_poisoned_aggregate_is_quarantined_while_others_flow;
 mod a_scripted_portfolio_reads_as_computed_by_hand;
+mod checkpoints_in_the_stream_are_never_projected;
 mod embedded_projector_throughput;
 mod every_table_and_column_is_documented;
 mod harness;
