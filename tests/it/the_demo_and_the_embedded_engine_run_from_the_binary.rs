@@ -68,7 +68,7 @@ fn the_demo_plays_a_book_every_check_holds_and_the_seed_repeats_it() {
         "## Roll rates",
         "## Pipeline",
         "past-due buckets = the loans in arrears",
-        "hash chain intact",
+        "hash chains intact",
         "replay of group portfolio from position 0 agrees",
         "replay of group delinquency from position 0 agrees",
         "every check holds",

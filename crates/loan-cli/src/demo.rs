@@ -21,6 +21,8 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use loan_audit::log::EmbeddedLog;
+use loan_audit::verify::{Verification, verify_chains};
 use loan_contract::{CommandReply, ErrorCode, Subjects};
 use loan_demo::{CommandPath, DemoConfig, Summary};
 use loan_domain::CommandKind;
@@ -38,7 +40,7 @@ use loan_query_api::reports::delinquency::{
 use loan_query_api::reports::pipeline::{FunnelFigures, FunnelGrouping, funnel};
 use loan_query_api::reports::roll_rate::roll_rates;
 use loan_query_api::reports::segmentation::{SegmentFigures, segment_figures};
-use loan_store::chain::ChainVerifier;
+use loan_store::checkpoint::{AppendSignal, Cadence, CheckpointWriter};
 use loan_store::sqlite::{Durability, SqliteConfig, SqliteStore};
 use rust_decimal::Decimal;
 
@@ -188,10 +190,33 @@ async fn embedded(args: &DemoArgs, config: &DemoConfig) -> anyhow::Result<()> {
     .context("opening the read models")?;
     let playing = Arc::new(AtomicBool::new(true));
     let follower = tokio::spawn(follow(projector, playing.clone()));
+    // Checkpoints over the whole log, every few seconds of the run and once at the end.
+    let checkpoints = |every| {
+        CheckpointWriter::new(
+            (*store).clone(),
+            Cadence {
+                every_commits: None,
+                every,
+            },
+            AppendSignal::new(),
+            Arc::new(Utc::now),
+        )
+    };
+    let periodic = checkpoints(Some(Duration::from_secs(3)));
+    let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+    let checkpointing = tokio::spawn(periodic.run(async move {
+        let _ = checkpoints_stopped.await;
+    }));
     let summary = play_book(args, config, &engine).await;
     playing.store(false, Ordering::Relaxed);
+    let _ = stop_checkpoints.send(());
     let mut projector = follower.await.context("the projector task")??;
     let summary = summary?;
+    checkpointing.await.context("the checkpoint task")?;
+    checkpoints(None)
+        .checkpoint_now()
+        .await
+        .context("writing the last checkpoint")?;
 
     let started = Instant::now();
     let spinner = spinner(args.quiet, "projecting the rest of the log");
@@ -208,11 +233,17 @@ async fn embedded(args: &DemoArgs, config: &DemoConfig) -> anyhow::Result<()> {
     show_reports(&read_models, &summary, &mut checks).await?;
 
     println!("\n## Audit");
-    let chain = verify_chain(&store).await?;
+    let verification = verify_log(&store).await?;
     checks.record(
-        chain.0,
-        format!("hash chain intact over {} commits", chain.1),
+        verification.intact,
+        format!(
+            "hash chains intact over {} commits; checkpoints in the log that agree with them: {}",
+            verification.commits_checked, verification.summary.checkpoints
+        ),
     );
+    if let Some(finding) = &verification.first_broken_link {
+        println!("    first broken link: {finding:?}");
+    }
     for group in Group::ALL {
         let comparison = projector
             .replay_and_compare(group, 3)
@@ -587,27 +618,17 @@ fn record_replay(checks: &mut Checks, comparison: &ReplayComparison) {
     }
 }
 
-/// Recomputes every aggregate's hash chain over the stored bytes of the whole log.
-async fn verify_chain(store: &SqliteStore) -> anyhow::Result<(bool, u64)> {
-    let mut verifier = ChainVerifier::new();
-    let mut after = 0;
-    let mut commits = 0;
-    loop {
-        let batch = store
-            .read_stored_after(after, 1000)
-            .await
-            .context("reading the log")?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for stored in &batch {
-            commits += 1;
-            if let Err(broken) = verifier.push(stored.position, &stored.bytes) {
-                println!("    first broken link: {broken}");
-                return Ok((false, commits));
-            }
-        }
-    }
-    Ok((true, commits))
+/// Recomputes every aggregate's hash chain and every checkpoint's running log hash over
+/// the stored bytes of the whole log, as `loan audit verify --embedded` does.
+async fn verify_log(store: &SqliteStore) -> anyhow::Result<Verification> {
+    let log = EmbeddedLog::with_store(store.clone(), "demo").context("reading the log")?;
+    let mut reader = log
+        .read_all_with_checkpoints()
+        .await
+        .context("reading the log")?;
+    verify_chains(&mut reader, [], None)
+        .await
+        .context("verifying the log")
 }
 
 /// Commands over NATS to the command service (which runs on the demo's simulated clock).

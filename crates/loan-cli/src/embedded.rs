@@ -18,6 +18,7 @@ use loan_engine::clock::{Clock, SystemClock};
 use loan_engine::{Engine, EngineConfig, MasterKey, Vault};
 use loan_projection::embedded::{EmbeddedOptions, EmbeddedProjector};
 use loan_query_api::ReadModels;
+use loan_store::checkpoint::{AppendSignal, Cadence, CheckpointWriter};
 use loan_store::sqlite::SqliteStore;
 use tokio::sync::Notify;
 
@@ -79,6 +80,7 @@ struct CommandArgs {
 struct Opened {
     engine: Arc<Engine<SqliteStore>>,
     projector: EmbeddedProjector<SqliteStore>,
+    store: SqliteStore,
 }
 
 async fn open(dir: &Path) -> anyhow::Result<Opened> {
@@ -102,13 +104,17 @@ async fn open(dir: &Path) -> anyhow::Result<Opened> {
     ));
     let projector = EmbeddedProjector::open(
         &dir.join("read-models.sqlite"),
-        Arc::new(store),
+        Arc::new(store.clone()),
         Vault::new(&master, keys),
         EmbeddedOptions::default(),
     )
     .await
     .context("opening the read models")?;
-    Ok(Opened { engine, projector })
+    Ok(Opened {
+        engine,
+        projector,
+        store,
+    })
 }
 
 pub(crate) fn run(args: &EmbeddedArgs) -> anyhow::Result<bool> {
@@ -126,20 +132,37 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let Opened {
         engine,
         mut projector,
+        store,
     } = open(&args.data.data).await?;
     projector
         .catch_up()
         .await
         .context("catching up the read models")?;
+    // Checkpoints over the whole log (docs/audit.md), at the command service's cadence:
+    // every 1,000 commands or 60 seconds with new commits.
+    let commands = AppendSignal::new();
+    let checkpoints = CheckpointWriter::new(
+        store,
+        Cadence::default(),
+        commands.clone(),
+        Arc::new(chrono::Utc::now),
+    );
+    let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+    let checkpointing = tokio::spawn(checkpoints.run(async move {
+        let _ = checkpoints_stopped.await;
+    }));
     let read_models = ReadModels::Sqlite(projector.pool().clone());
     let landed = Arc::new(Notify::new());
     let app = loan_command_service::http::router(engine, Arc::new(SystemClock))
         .layer(axum::middleware::from_fn({
             let landed = landed.clone();
             move |request, next: axum::middleware::Next| {
-                let landed = landed.clone();
+                let (landed, commands) = (landed.clone(), commands.clone());
                 async move {
                     let response = next.run(request).await;
+                    if response.status().is_success() {
+                        commands.appended();
+                    }
                     landed.notify_one();
                     response
                 }
@@ -163,6 +186,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     follower.abort();
+    let _ = stop_checkpoints.send(());
+    let _ = checkpointing.await;
     served.context("serving HTTP")
 }
 
@@ -191,6 +216,7 @@ async fn command(args: &CommandArgs) -> anyhow::Result<bool> {
     let Opened {
         engine,
         mut projector,
+        ..
     } = open(&args.data.data).await?;
     let reply = engine.execute(kind, &body, SystemClock.now()).await;
     projector
