@@ -43,3 +43,7 @@ pub const RATIO_SCALE: u32 = 4;
 // test target does not warn about them.
 #[cfg(test)]
 use {loan_projection as _, rust_decimal_macros as _, tower as _};
+
+// Dev-dependency of the integration tests; the unit-test target links it too.
+#[cfg(test)]
+use loan_testkit as _;

@@ -15,6 +15,19 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The server's URL without a database (`postgres://user@host:port`), to which a test
+/// appends `/<database>`.
+pub fn server_url() -> String {
+    let admin = admin_url();
+    match admin.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, _database)) => format!("{scheme}://{authority}"),
+            None => admin,
+        },
+        None => admin,
+    }
+}
+
 /// A database of its own for one test.
 #[derive(Debug)]
 pub struct TestDatabase {

@@ -9,10 +9,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
-/// The PostgreSQL server of the tests (`LOAN_TEST_POSTGRES_URL`, default the local one).
+/// The PostgreSQL server of the tests, without a database (`LOAN_TEST_POSTGRES_URL`, as
+/// `scripts/test` sets it; default the local one).
 pub(crate) fn server_url() -> String {
-    std::env::var("LOAN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+    loan_testkit::postgres::server_url()
 }
 
 pub(crate) fn date(text: &str) -> NaiveDate {
