@@ -223,7 +223,7 @@ async fn embedded(args: &DemoArgs, config: &DemoConfig) -> anyhow::Result<()> {
     let head = projector.catch_up().await.context("projecting")?;
     spinner.finish_and_clear();
     println!(
-        "projected {head} commits into {} (the last ones in {:.1} s after the book)",
+        "projected the log up to position {head} into {} (the last commits {:.1} s after the book)",
         read_models_path.display(),
         started.elapsed().as_secs_f64()
     );
