@@ -27,7 +27,12 @@ fn figures(stdout: &str, data: &str) -> String {
     stdout
         .lines()
         .skip_while(|line| !line.starts_with("## The book"))
-        .filter(|line| !line.contains(data) && !line.contains(" s (") && !line.contains(" in "))
+        .filter(|line| {
+            !line.contains(data)
+                && !line.starts_with("projected")
+                && !line.contains(" s (")
+                && !line.contains(" in ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -320,7 +325,9 @@ async fn the_demo_runs_the_same_book_on_the_real_servers() {
         out.lines()
             .skip_while(|line| !line.starts_with("## The book"))
             .take_while(|line| !line.starts_with("## Audit"))
-            .filter(|line| !line.contains(" s (") && !line.contains(" in "))
+            .filter(|line| {
+                !line.starts_with("projected") && !line.contains(" s (") && !line.contains(" in ")
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
