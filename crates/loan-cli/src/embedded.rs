@@ -198,9 +198,7 @@ async fn command(args: &CommandArgs) -> anyhow::Result<bool> {
             args.command
         )
     })?;
-    let kind = CommandKind::ALL
-        .into_iter()
-        .find(|kind| kind.name() == name && kind.aggregate().as_str() == aggregate)
+    let kind = CommandKind::named(aggregate, name)
         .with_context(|| format!("no command {aggregate}/{name}: see proto/commands"))?;
     let body = match &args.file {
         Some(path) if path.as_os_str() != "-" => {

@@ -48,7 +48,7 @@ async fn execute<S: EventStore>(
     Path((aggregate, command)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let reply = match command_kind(&aggregate, &command) {
+    let reply = match CommandKind::named(&aggregate, &command) {
         Some(kind) => {
             commands
                 .engine
@@ -62,13 +62,6 @@ async fn execute<S: EventStore>(
         ),
     };
     respond(&reply)
-}
-
-/// The command kind of `/commands/<aggregate>/<command>`, as the NATS subjects name it.
-fn command_kind(aggregate: &str, command: &str) -> Option<CommandKind> {
-    CommandKind::ALL
-        .into_iter()
-        .find(|kind| kind.name() == command && kind.aggregate().as_str() == aggregate)
 }
 
 fn respond(reply: &CommandReply) -> Response {

@@ -62,9 +62,7 @@ impl Subjects {
     pub fn command_kind(&self, subject: &str) -> Option<CommandKind> {
         let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".cmd.")?;
         let (aggregate, name) = rest.split_once('.')?;
-        CommandKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == name && kind.aggregate().as_str() == aggregate)
+        CommandKind::named(aggregate, name)
     }
 
     /// `<prefix>.events.<aggregate>.<id>`.

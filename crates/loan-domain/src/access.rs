@@ -201,6 +201,15 @@ impl CommandKind {
         CommandKind::ResolveCollectionCase,
     ];
 
+    /// The command named `name` on aggregate type `aggregate` (wire names, as in the NATS
+    /// subject `<prefix>.cmd.<aggregate>.<command>` and the HTTP path
+    /// `/commands/<aggregate>/<command>`); `None` for anything else.
+    pub fn named(aggregate: &str, name: &str) -> Option<CommandKind> {
+        CommandKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name && kind.aggregate().as_str() == aggregate)
+    }
+
     /// Stable snake_case wire name.
     pub fn name(self) -> &'static str {
         match self {
