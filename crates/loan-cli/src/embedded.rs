@@ -62,6 +62,12 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "LOAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+    /// Do not record the daily delinquency snapshots (recorded by default: each business
+    /// date once it is over).
+    #[arg(long)]
+    no_daily_snapshots: bool,
+    #[command(flatten)]
+    snapshot_schedule: crate::query_api::SnapshotSchedule,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +158,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         let _ = checkpoints_stopped.await;
     }));
     let read_models = ReadModels::Sqlite(projector.pool().clone());
+    let snapshots = args
+        .snapshot_schedule
+        .start(!args.no_daily_snapshots, &read_models)?;
     let landed = Arc::new(Notify::new());
     let app = loan_command_service::http::router(engine, Arc::new(SystemClock))
         .layer(axum::middleware::from_fn({
@@ -186,6 +195,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     follower.abort();
+    snapshots.stop().await;
     let _ = stop_checkpoints.send(());
     let _ = checkpointing.await;
     served.context("serving HTTP")

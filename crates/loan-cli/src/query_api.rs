@@ -4,11 +4,13 @@
 //! until SIGTERM, over PostgreSQL or over the embedded mode's SQLite read models (the URL
 //! scheme decides); `grant-analyst` (re)creates schema `analyst` — views over the read
 //! models — and the read-only group role analysts log in through (PostgreSQL only);
-//! `snapshot` records one day's delinquency figures. Guide: docs/query-api.md.
+//! `snapshot` records one day's delinquency figures; `serve --daily-snapshots` records
+//! every business date once it is over. Guide: docs/query-api.md.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use loan_query_api::ReadModels;
+use loan_query_api::reports::snapshots::DailySnapshots;
 
 use crate::command_service::{LogFormat, install_logging, shutdown_signal};
 
@@ -52,6 +54,82 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "LOAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
+    /// Also record the delinquency snapshot of every business date once it is over
+    /// (run it in one query-API instance only).
+    #[arg(long, env = "LOAN_DAILY_SNAPSHOTS")]
+    daily_snapshots: bool,
+    #[command(flatten)]
+    snapshot_schedule: SnapshotSchedule,
+}
+
+/// When the daily delinquency snapshots are recorded.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SnapshotSchedule {
+    /// The lender's time zone as hours east of UTC: a business date is over at its
+    /// midnight there.
+    #[arg(
+        long,
+        env = "LOAN_BUSINESS_UTC_OFFSET_HOURS",
+        default_value_t = 8,
+        allow_negative_numbers = true
+    )]
+    business_utc_offset_hours: i32,
+    /// Minutes after that midnight the closed day is recorded (its last events projected).
+    #[arg(long, env = "LOAN_SNAPSHOT_DELAY_MINUTES", default_value_t = 15)]
+    snapshot_delay_minutes: u64,
+    /// After a stop, the most recent closed days recorded at most (older ones:
+    /// `loan query-api snapshot --date`).
+    #[arg(long, env = "LOAN_SNAPSHOT_CATCH_UP_DAYS", default_value_t = 31)]
+    snapshot_catch_up_days: u32,
+}
+
+impl SnapshotSchedule {
+    fn daily_snapshots(&self) -> anyhow::Result<DailySnapshots> {
+        let offset = chrono::FixedOffset::east_opt(self.business_utc_offset_hours * 3600)
+            .context("--business-utc-offset-hours must be between -23 and 23")?;
+        Ok(DailySnapshots {
+            business_offset: offset,
+            delay: std::time::Duration::from_secs(self.snapshot_delay_minutes * 60),
+            catch_up_days: self.snapshot_catch_up_days,
+        })
+    }
+
+    /// Starts recording the daily snapshots in the background when `enabled`.
+    pub(crate) fn start(
+        &self,
+        enabled: bool,
+        read_models: &ReadModels,
+    ) -> anyhow::Result<SnapshotRecorder> {
+        let schedule = self.daily_snapshots()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = enabled.then(|| {
+            let read_models = read_models.clone();
+            tokio::spawn(async move {
+                schedule
+                    .run(&read_models, async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            })
+        });
+        Ok(SnapshotRecorder { stop, task })
+    }
+}
+
+/// The background recording of daily snapshots, stopped on shutdown.
+pub(crate) struct SnapshotRecorder {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SnapshotRecorder {
+    /// Stops it, waiting for a snapshot being written to finish.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -93,9 +171,12 @@ pub(crate) fn run(args: &QueryApiArgs) -> anyhow::Result<()> {
                     read_models = read_models.database_kind(),
                     "query API serving"
                 );
-                loan_query_api::serve(listener, read_models, shutdown_signal())
-                    .await
-                    .context("the query API failed")
+                let snapshots = serve
+                    .snapshot_schedule
+                    .start(serve.daily_snapshots, &read_models)?;
+                let served = loan_query_api::serve(listener, read_models, shutdown_signal()).await;
+                snapshots.stop().await;
+                served.context("the query API failed")
             }
             QueryApiAction::GrantAnalyst(grant) => {
                 let ReadModels::Postgres(pool) = connect(&grant.database).await? else {

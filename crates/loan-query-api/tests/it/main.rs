@@ -9,6 +9,7 @@
 )]
 mod analyst_role_reads_views_only;
 mod customer_360_segments_and_pipeline_match_hand_figures;
+mod daily_snapshots_record_each_closed_day;
 mod delinquency_is_computed_as_of_any_date;
 mod embedded_reports_match_postgresql;
 mod http_answers_the_same_over_sqlite;
