@@ -70,3 +70,12 @@ SELECT snapshot_date, loan_id, days_past_due, aging_bucket, outstanding_principa
        overdue_amount
   FROM read_model.delinquency_snapshots;
 COMMENT ON VIEW analyst.delinquency_snapshots IS 'Recorded daily delinquency snapshots.';
+
+CREATE VIEW analyst.collection_cases AS
+SELECT case_id, loan_id, customer_id, team, status, currency, opened_on,
+       days_past_due_at_opening, overdue_amount_at_opening, reason, contact_attempts,
+       last_contact_on, last_contact_channel, last_contact_outcome, promises,
+       promised_amount, promised_pay_by, resolution, resolved_on, stale
+  FROM read_model.collection_cases;
+COMMENT ON VIEW analyst.collection_cases IS
+  'Collection cases: the collections team''s queue (status open) and resolved cases, with contact attempts and promises to pay.';

@@ -19,7 +19,8 @@ use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
 use crate::reports::{
-    Page, customer_360, delinquency, pipeline, roll_rate, segmentation, snapshots, vintage,
+    Page, collection_cases, customer_360, delinquency, pipeline, roll_rate, segmentation,
+    snapshots, vintage,
 };
 use crate::{QueryError, ReadModels};
 use params::{ReportQuery, parse_date};
@@ -45,6 +46,7 @@ pub fn router(read_models: impl Into<ReadModels>) -> Router {
         .route("/delinquency/vintages", get(vintages))
         .route("/delinquency/snapshots/{date}", get(snapshot))
         .route("/collection-queue", get(collection_queue))
+        .route("/collection-cases", get(cases))
         .route("/pipeline", get(funnel))
         .fallback(unknown_route)
         .with_state(read_models.into())
@@ -72,8 +74,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     info(
         title = "Loan portfolio query API",
         description = "Read-only reports over the loan read models for analysts: customer 360, \
-                       segmentation, as-of delinquency, roll rates, vintages, collection queue, \
-                       pipeline. JSON by default; CSV with `?format=csv` or `Accept: text/csv`. \
+                       segmentation, as-of delinquency, roll rates, vintages, collection queue \
+                       and cases, pipeline. JSON by default; CSV with `?format=csv` or `Accept: text/csv`. \
                        Errors are RFC 9457 problem details. Guide: docs/query-api.md."
     ),
     paths(
@@ -89,6 +91,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         vintages,
         snapshot,
         collection_queue,
+        cases,
         funnel
     ),
     components(schemas(Problem))
@@ -173,6 +176,19 @@ struct FunnelQuery {
     from: Option<chrono::NaiveDate>,
     /// Latest capture date, `YYYY-MM-DD` (inclusive).
     to: Option<chrono::NaiveDate>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(
+    dead_code,
+    reason = "describes the query string in OpenAPI; ReportQuery parses it"
+)]
+struct CaseQuery {
+    /// `open` (default), `resolved` or `all`.
+    status: Option<String>,
+    /// Only the cases of this team (e.g. `collections`).
+    team: Option<String>,
 }
 
 /// Liveness: the process answers (does not touch the database).
@@ -426,6 +442,35 @@ async fn collection_queue(State(read_models): Models, query: ReportQuery) -> Res
         Ok((
             format,
             delinquency::collection_queue(&read_models, as_of, page).await?,
+        ))
+    };
+    respond(request.await, |(format, page)| respond::page(format, page))
+}
+
+/// Collection cases (open by default), oldest opening first: the team, contact attempts,
+/// the latest promise to pay, the resolution, and the customer's masked phone.
+#[utoipa::path(get, path = "/collection-cases", params(CaseQuery, Paging),
+    responses((status = 200, description = "One page of the report (JSON), or its rows with a header row (CSV)",
+            content((Page<collection_cases::CollectionCaseRow> = "application/json"), (String = "text/csv"))),
+              (status = 400, description = "A parameter is malformed or out of range", body = Problem, content_type = "application/problem+json")))]
+async fn cases(State(read_models): Models, query: ReportQuery) -> Response {
+    let request = async {
+        query.check(&["status", "team"])?;
+        let format = query.format()?;
+        let page = query.page()?;
+        let status = match query.get("status") {
+            None => collection_cases::CaseStatus::default(),
+            Some(text) => collection_cases::CaseStatus::parse(text).ok_or_else(|| {
+                QueryError::invalid(
+                    "status",
+                    format!("must be `open`, `resolved` or `all`, got `{text}`"),
+                )
+            })?,
+        };
+        let team = query.get("team");
+        Ok((
+            format,
+            collection_cases::collection_cases(&read_models, status, team, page).await?,
         ))
     };
     respond(request.await, |(format, page)| respond::page(format, page))

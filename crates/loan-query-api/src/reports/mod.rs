@@ -11,6 +11,7 @@
 //! disagree about a loan.
 
 pub mod as_of;
+pub mod collection_cases;
 pub mod customer_360;
 pub mod delinquency;
 pub mod exact;

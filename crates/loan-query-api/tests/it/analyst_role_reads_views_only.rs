@@ -64,6 +64,7 @@ async fn analyst_role_reads_views_and_not_the_read_model() {
             "loan_timeline",
             "decisions",
             "delinquency_snapshots",
+            "collection_cases",
         ] {
             analyst
                 .execute(format!("SELECT * FROM analyst.{view} LIMIT 1").as_str())

@@ -8,6 +8,7 @@
     reason = "a test binary links every dependency of its crate; it uses only some"
 )]
 mod analyst_role_reads_views_only;
+mod collection_cases_list_the_teams_cases;
 mod customer_360_segments_and_pipeline_match_hand_figures;
 mod daily_snapshots_record_each_closed_day;
 mod delinquency_is_computed_as_of_any_date;

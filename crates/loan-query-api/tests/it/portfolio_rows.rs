@@ -837,8 +837,12 @@ pub(crate) struct SqliteDb {
     pub(crate) pool: SqlitePool,
 }
 
-const SQLITE_DDL: &str =
-    include_str!("../../../loan-projection/migrations-sqlite/0001_read_model.sql");
+/// The embedded read models' migrations, in order.
+const SQLITE_DDL: [&str; 3] = [
+    include_str!("../../../loan-projection/migrations-sqlite/0001_read_model.sql"),
+    include_str!("../../../loan-projection/migrations-sqlite/0002_checkpoint_generation.sql"),
+    include_str!("../../../loan-projection/migrations-sqlite/0003_collection_cases.sql"),
+];
 
 impl SqliteDb {
     pub(crate) async fn create() -> SqliteDb {
@@ -852,10 +856,12 @@ impl SqliteDb {
             )
             .await
             .expect("create the SQLite read models");
-        sqlx::raw_sql(SQLITE_DDL)
-            .execute(&pool)
-            .await
-            .expect("SQLite read-model DDL");
+        for migration in SQLITE_DDL {
+            sqlx::raw_sql(migration)
+                .execute(&pool)
+                .await
+                .expect("SQLite read-model DDL");
+        }
         SqliteDb { path, pool }
     }
 }
