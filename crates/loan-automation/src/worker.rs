@@ -3,11 +3,17 @@
 //! One step of a worker ([`Worker::run_once`]):
 //! 1. **consume**: fold every commit after the stored progress into the [`Portfolio`]
 //!    (its own durable pull consumer `automation-<worker>`), and store the new stream
-//!    sequence;
+//!    sequence
+//!    (a credit assessment folded here may fire a `credit_score_drop`: stored in the
+//!    same transaction as the sequence that caused it);
 //! 2. **days**: for each calendar day after the last one run, up to today, in order,
-//!    compute the day's actions ([`rules::on_day`]) and store them in the outbox in the
-//!    same transaction as "this day is done" — so a missed day is caught up, in order;
-//! 3. **dispatch**: send every pending action with its deterministic id, and mark it
+//!    compute the day's actions ([`rules::on_day`], the overdue-rate alerts, and the
+//!    daily report of the day before, which is then over) and store them in the outbox
+//!    in the same transaction as "this day is done" — so a missed day is caught up, in
+//!    order;
+//! 3. **leads**: route every lead without an officer ([`rules::lead_routing`]), counting
+//!    the rule's earlier assignments the stream does not show yet;
+//! 4. **dispatch**: send every pending action with its deterministic id, and mark it
 //!    completed once the receiver answered.
 //!
 //! A worker killed anywhere restarts from the stored progress: state is refolded from
@@ -127,6 +133,9 @@ pub struct Worker {
     folded: u64,
     progress: Progress,
     consumer: Option<consumer::PullConsumer>,
+    /// Actions caused by commits folded beyond the stored progress (credit score drops),
+    /// stored with the progress by [`Worker::consume`].
+    triggered: Vec<Action>,
 }
 
 impl Worker {
@@ -187,6 +196,7 @@ impl Worker {
             folded: 0,
             progress,
             consumer: None,
+            triggered: Vec::new(),
         };
         worker.refold().await?;
         Ok(worker)
@@ -262,7 +272,16 @@ impl Worker {
                 last_sequence: self.folded,
                 ..self.progress
             };
-            outbox::commit(&self.pool, &self.config.worker, progress, &[]).await?;
+            let triggered = std::mem::take(&mut self.triggered);
+            if let Err(error) =
+                outbox::commit(&self.pool, &self.config.worker, progress, &triggered).await
+            {
+                self.triggered = triggered;
+                return Err(error);
+            }
+            if !triggered.is_empty() {
+                info!(worker = %self.config.worker, actions = triggered.len(), "event rules fired");
+            }
             self.progress = progress;
         }
         Ok(self.folded - before)
@@ -306,8 +325,25 @@ impl Worker {
             match Commit::from_bytes(&payload) {
                 Ok(commit) => match reader.decode_events(position, commit.events).await {
                     Ok(events) => {
+                        let fresh = position > self.progress.last_sequence;
                         for envelope in &events {
-                            self.portfolio.apply(envelope, self.config.business_offset);
+                            let reassessed =
+                                self.portfolio.apply(envelope, self.config.business_offset);
+                            let Some(change) = reassessed.filter(|_| fresh) else {
+                                continue;
+                            };
+                            if self
+                                .config
+                                .start_date
+                                .is_some_and(|start| change.recorded_on < start)
+                            {
+                                continue; // history before the worker's first day
+                            }
+                            self.triggered.extend(rules::credit_score_drop(
+                                &self.portfolio,
+                                &change,
+                                &self.config.rules,
+                            ));
                         }
                     }
                     Err(loan_store::StoreError::Unavailable { context, .. }) => {
@@ -380,7 +416,23 @@ impl Worker {
         };
         let mut inserted = 0;
         for day in days_after(after, today) {
-            let actions = rules::on_day(&self.portfolio, day, &self.config.rules);
+            let mut actions = rules::on_day(&self.portfolio, day, &self.config.rules);
+            let alerted = outbox::alerted_segments(&self.pool).await?;
+            actions.extend(rules::overdue_rate_alerts(
+                &self.portfolio,
+                day,
+                &self.config.rules,
+                &alerted,
+            ));
+            // Day end: running day D means D - 1 is over (the first day a fresh worker
+            // runs has no day before it of its own).
+            if let (Some(_), Some(ended)) = (self.progress.swept_through, day.pred_opt()) {
+                actions.push(rules::daily_report(
+                    &self.portfolio,
+                    ended,
+                    &self.config.rules,
+                ));
+            }
             let progress = Progress {
                 swept_through: Some(day),
                 ..self.progress
