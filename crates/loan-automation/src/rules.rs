@@ -90,6 +90,21 @@ impl Rule {
     }
 }
 
+/// Parses a rate threshold (`0.05`): a decimal between 0 and 1, at most 8 decimals.
+pub fn parse_threshold(text: &str) -> Result<Rate, crate::AutomationError> {
+    Rate::parse(text)
+        .ok()
+        .and_then(|rate| {
+            rate.within(rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ONE)
+                .ok()
+        })
+        .ok_or_else(|| {
+            crate::AutomationError::Config(format!(
+                "{text:?} is not a rate between 0 and 1 (e.g. 0.05)"
+            ))
+        })
+}
+
 /// The stable id of what `rule` does about `key` (e.g. `<loan>/<date>`).
 pub fn action_id(rule: Rule, key: &str) -> Uuid {
     Uuid::new_v5(
