@@ -36,7 +36,7 @@ pub struct LoanFile {
 }
 
 /// What was recorded on one business day (in the lender's time zone), for the daily report.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayActivity {
     /// `lead_captured` events.
     pub new_leads: u64,
@@ -48,6 +48,19 @@ pub struct DayActivity {
     pub repaid: Money,
     /// Loans with a `loan_status_changed` to `overdue`.
     pub newly_overdue: BTreeSet<LoanId>,
+}
+
+impl Default for DayActivity {
+    /// A quiet day (amounts at two decimals: `0.00`).
+    fn default() -> Self {
+        DayActivity {
+            new_leads: 0,
+            approvals: 0,
+            disbursed: Money::ZERO,
+            repaid: Money::ZERO,
+            newly_overdue: BTreeSet::new(),
+        }
+    }
 }
 
 /// A credit assessment just applied, with the one recorded before it for the customer.

@@ -445,7 +445,7 @@ impl Worker {
         Ok(inserted)
     }
 
-    /// Step 3: sends pending actions in order (at most `limit`, all when `None`). Stops
+    /// Step 4: sends pending actions in order (at most `limit`, all when `None`). Stops
     /// at the first transient failure; those actions stay pending.
     pub async fn dispatch(
         &mut self,
@@ -561,10 +561,28 @@ impl Worker {
         })
     }
 
-    /// One full step: consume, run the days through `today`, send.
+    /// Step 3: lead routing on `today` over the state folded so far; the assignments go
+    /// to the outbox (a lead's id names its assignment: deciding it again inserts
+    /// nothing). Returns the number of new actions.
+    pub async fn route_leads(&mut self, today: NaiveDate) -> Result<usize, AutomationError> {
+        if self.config.rules.routing.is_empty() {
+            return Ok(0);
+        }
+        let routed = outbox::routed_leads(&self.pool).await?;
+        let actions = rules::lead_routing(&self.portfolio, today, &self.config.rules, &routed);
+        if actions.is_empty() {
+            return Ok(0);
+        }
+        let new = outbox::record(&self.pool, &actions).await?;
+        info!(worker = %self.config.worker, %today, actions = actions.len(), new, "leads routed");
+        Ok(new)
+    }
+
+    /// One full step: consume, run the days through `today`, route the leads, send.
     pub async fn run_once(&mut self, today: NaiveDate) -> Result<DispatchReport, AutomationError> {
         self.consume().await?;
         self.run_days(today).await?;
+        self.route_leads(today).await?;
         self.dispatch(None).await
     }
 
