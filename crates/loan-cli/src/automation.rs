@@ -34,10 +34,10 @@ enum AutomationAction {
     /// Each step folds new commits, runs the day rules for every calendar day since the
     /// last one run (a missed day is caught up, in order), and sends the actions with
     /// their stable ids. A killed worker resumes with nothing missed or repeated.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Sweep one date now: evaluate_delinquency for every loan in arrears beyond grace on
     /// DATE. Idempotent per loan and date (the regular sweep of DATE repeats nothing).
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Print the daily reports (read model automation.daily_reports) of a date range, one
     /// JSON object per line.
     DailyReport(DailyReportArgs),
