@@ -136,6 +136,9 @@ pub struct Worker {
     /// Actions caused by commits folded beyond the stored progress (credit score drops),
     /// stored with the progress by [`Worker::consume`].
     triggered: Vec<Action>,
+    /// Whether folding fires the event rules (not for an on-demand sweep, which folds
+    /// the stream only to know the loans).
+    event_rules: bool,
 }
 
 impl Worker {
@@ -197,6 +200,7 @@ impl Worker {
             progress,
             consumer: None,
             triggered: Vec::new(),
+            event_rules: true,
         };
         worker.refold().await?;
         Ok(worker)
@@ -325,7 +329,7 @@ impl Worker {
             match Commit::from_bytes(&payload) {
                 Ok(commit) => match reader.decode_events(position, commit.events).await {
                     Ok(events) => {
-                        let fresh = position > self.progress.last_sequence;
+                        let fresh = self.event_rules && position > self.progress.last_sequence;
                         for envelope in &events {
                             let reassessed =
                                 self.portfolio.apply(envelope, self.config.business_offset);
@@ -588,11 +592,13 @@ impl Worker {
 
     /// The delinquency sweep of `date` on demand: its actions go to the outbox (repeats
     /// ignored: the regular sweep of that date later finds them there) and are sent. The
-    /// worker's day progress does not move.
+    /// worker's day progress does not move, and no event rule fires (the credit score
+    /// drops are the running worker's).
     pub async fn sweep(
         &mut self,
         date: NaiveDate,
     ) -> Result<(usize, DispatchReport), AutomationError> {
+        self.event_rules = false;
         self.consume().await?;
         let actions: Vec<Action> =
             rules::delinquency_sweep(&self.portfolio, date, &self.config.rules);
