@@ -326,4 +326,51 @@ mod tests {
         let back: Notification = serde_json::from_value(value).unwrap();
         assert_eq!(back, n);
     }
+
+    #[test]
+    fn every_kind_has_a_distinct_name_and_the_new_kinds_round_trip() {
+        let names: std::collections::BTreeSet<_> =
+            NotificationKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), NotificationKind::ALL.len());
+        let day = NaiveDate::from_ymd_opt(2026, 2, 9).unwrap();
+        let rate = |text: &str| Rate::parse(text).unwrap();
+        let alert = Notification::RiskAlert(RiskAlert {
+            id: Uuid::from_u128(1),
+            rule: "risk_alerts".into(),
+            reason: "2 of 3".into(),
+            business_date: day,
+            segment: "region:guangdong".into(),
+            crossing: Crossing::Recovered,
+            overdue_loans: 2,
+            active_loans: 3,
+            overdue_rate: rate("0.6667"),
+            threshold: rate("0.5"),
+            recipients: vec!["risk".into()],
+        });
+        let report = Notification::DailyReport(DailyReport {
+            id: Uuid::from_u128(2),
+            rule: "daily_report".into(),
+            reason: "day over".into(),
+            business_date: day,
+            new_leads: 4,
+            approvals: 3,
+            disbursed_amount: Money::parse("36000.00").unwrap(),
+            repaid_amount: Money::ZERO,
+            newly_overdue: 2,
+            active_loans: 3,
+            outstanding_principal: Money::parse("36000.00").unwrap(),
+            par30_principal: Money::ZERO,
+            par30: rate("0"),
+            recipients: vec![],
+        });
+        for (n, kind) in [(alert, "risk_alert"), (report, "daily_report")] {
+            let value = serde_json::to_value(&n).unwrap();
+            assert_eq!(value["kind"], kind);
+            assert_eq!(n.kind().name(), kind);
+            let back: Notification = serde_json::from_value(value).unwrap();
+            assert_eq!(back, n);
+        }
+        let value = serde_json::to_value(Crossing::Recovered).unwrap();
+        assert_eq!(value, "recovered");
+    }
 }
