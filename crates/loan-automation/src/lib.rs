@@ -13,8 +13,10 @@
 //! outbox in PostgreSQL schema `automation`: the exactly-once story), [`worker`] (the
 //! I/O shell: consume, run the days, send).
 //!
-//! Rules in this version: the daily delinquency sweep, due reminders, the follow-up watch
-//! and collections (opening and resolving collection cases) (docs/automation.md).
+//! Rules in this version: the daily delinquency sweep, due reminders, the follow-up watch,
+//! collections (opening and resolving collection cases), lead routing, risk alerts
+//! (overdue-rate crossings per segment, credit score drops) and the daily report (also
+//! kept as the read model `automation.daily_reports`) (docs/automation.md).
 
 pub mod calendar;
 pub mod outbox;

@@ -9,7 +9,11 @@
 //! de-duplicate by it (the command service by command id, the notification stream by
 //! `Nats-Msg-Id`, gateways by the body's `id`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::NaiveDate;
+use loan_contract::notification::{DailyReport, Notification};
+use loan_domain::LoanId;
 use sqlx::{Executor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -123,7 +127,7 @@ async fn insert_actions(
         .bind(action.id)
         .bind(action.rule.name())
         .bind(action.business_date)
-        .bind(action.loan_id.0)
+        .bind(action.loan_id.map(|id| id.0))
         .bind(effect)
         .bind(name)
         .bind(&action.reason)
@@ -132,8 +136,104 @@ async fn insert_actions(
         .execute(&mut **tx)
         .await?;
         inserted += usize::try_from(result.rows_affected()).unwrap_or(0);
+        if let Effect::Notify(Notification::DailyReport(report)) = &action.effect {
+            insert_daily_report(tx, report).await?;
+        }
     }
     Ok(inserted)
+}
+
+/// The daily report's read-model row, with its notification (the first one of a date
+/// stands, as in the outbox).
+async fn insert_daily_report(
+    tx: &mut Transaction<'_, Postgres>,
+    report: &DailyReport,
+) -> Result<(), AutomationError> {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO automation.daily_reports
+           (business_on, new_leads, approvals, disbursed_amount, repaid_amount, newly_overdue,
+            active_loans, outstanding_principal, par30_principal, par30, notification_id, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (business_on) DO NOTHING",
+    )
+    .bind(report.business_date)
+    .bind(count(report.new_leads))
+    .bind(count(report.approvals))
+    .bind(report.disbursed_amount.amount())
+    .bind(report.repaid_amount.amount())
+    .bind(count(report.newly_overdue))
+    .bind(count(report.active_loans))
+    .bind(report.outstanding_principal.amount())
+    .bind(report.par30_principal.amount())
+    .bind(report.par30.value())
+    .bind(report.id)
+    .bind(&report.reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The lead-routing rule's assignments so far: lead → officer.
+pub async fn routed_leads(pool: &PgPool) -> Result<BTreeMap<LoanId, String>, AutomationError> {
+    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT loan_id, body->>'officer_id' FROM automation.actions
+         WHERE rule = 'lead_routing' AND effect = 'command' AND loan_id IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(loan, officer)| Some((LoanId(loan), officer?)))
+        .collect())
+}
+
+/// Segments whose last overdue-rate crossing sent was `above` (not yet recovered).
+pub async fn alerted_segments(pool: &PgPool) -> Result<BTreeSet<String>, AutomationError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT segment FROM (
+           SELECT DISTINCT ON (body->>'segment') body->>'segment' AS segment, body->>'crossing' AS crossing
+           FROM automation.actions
+           WHERE rule = 'risk_alerts' AND name = 'risk_alert'
+           ORDER BY body->>'segment', dispatch_order DESC
+         ) last WHERE crossing = 'above'",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(segment,)| segment).collect())
+}
+
+/// One row of the daily report read model.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DailyReportRow {
+    pub business_on: NaiveDate,
+    pub new_leads: i64,
+    pub approvals: i64,
+    pub disbursed_amount: rust_decimal::Decimal,
+    pub repaid_amount: rust_decimal::Decimal,
+    pub newly_overdue: i64,
+    pub active_loans: i64,
+    pub outstanding_principal: rust_decimal::Decimal,
+    pub par30_principal: rust_decimal::Decimal,
+    pub par30: rust_decimal::Decimal,
+    pub notification_id: Uuid,
+}
+
+/// The daily reports of `from..=through`, in date order.
+pub async fn daily_reports(
+    pool: &PgPool,
+    from: NaiveDate,
+    through: NaiveDate,
+) -> Result<Vec<DailyReportRow>, AutomationError> {
+    Ok(sqlx::query_as(
+        "SELECT business_on, new_leads, approvals, disbursed_amount, repaid_amount, newly_overdue,
+                active_loans, outstanding_principal, par30_principal, par30, notification_id
+         FROM automation.daily_reports WHERE business_on BETWEEN $1 AND $2 ORDER BY business_on",
+    )
+    .bind(from)
+    .bind(through)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// An action waiting to be sent.

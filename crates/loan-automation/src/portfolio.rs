@@ -6,15 +6,22 @@
 //! computed by the domain, never re-implemented here. Customers are folded the same way,
 //! for their (masked) contact data, and so are collection cases (which loans have an
 //! open case, and how many cases each loan had).
+//!
+//! Two things are kept beyond the aggregates' states, for the rules that need them: the
+//! day's activity (leads, approvals, money moved, loans turned overdue, by the day the
+//! event was *recorded* in the lender's time zone), which the daily report sums; and, when
+//! a credit assessment is applied, the assessment it follows ([`Reassessment`]), which the
+//! credit-score-drop alert compares.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{FixedOffset, NaiveDate};
 use loan_contract::{AnyEvent, EventEnvelope};
 use loan_domain::collection::{self, CollectionCase};
-use loan_domain::customer::{self, Customer};
-use loan_domain::loan::{self, Loan};
-use loan_domain::{CollectionCaseId, CustomerId, LoanId};
+use loan_domain::customer::{self, CreditAssessment, Customer, CustomerEvent};
+use loan_domain::loan::{self, Loan, LoanEvent, LoanStatus};
+use loan_domain::{CollectionCaseId, CustomerId, LoanId, Money};
+use uuid::Uuid;
 
 /// One loan as the rules see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +35,53 @@ pub struct LoanFile {
     pub cases: Vec<CollectionCaseId>,
 }
 
+/// What was recorded on one business day (in the lender's time zone), for the daily report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayActivity {
+    /// `lead_captured` events.
+    pub new_leads: u64,
+    /// `application_approved` events (an underwriter's or the policy's).
+    pub approvals: u64,
+    /// Principal of the `loan_disbursed` events.
+    pub disbursed: Money,
+    /// Amounts of the `repayment_recorded` events (gross of reversals).
+    pub repaid: Money,
+    /// Loans with a `loan_status_changed` to `overdue`.
+    pub newly_overdue: BTreeSet<LoanId>,
+}
+
+impl Default for DayActivity {
+    /// A quiet day (amounts at two decimals: `0.00`).
+    fn default() -> Self {
+        DayActivity {
+            new_leads: 0,
+            approvals: 0,
+            disbursed: Money::ZERO,
+            repaid: Money::ZERO,
+            newly_overdue: BTreeSet::new(),
+        }
+    }
+}
+
+/// A credit assessment just applied, with the one recorded before it for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassessment {
+    pub customer_id: CustomerId,
+    /// The `credit_assessed` event's id.
+    pub event_id: Uuid,
+    /// The business day the event was recorded on.
+    pub recorded_on: NaiveDate,
+    pub previous: CreditAssessment,
+    pub current: CreditAssessment,
+}
+
 /// Every loan and customer seen in the stream so far.
 #[derive(Debug, Clone, Default)]
 pub struct Portfolio {
     loans: BTreeMap<LoanId, LoanFile>,
     customers: BTreeMap<CustomerId, Customer>,
     cases: BTreeMap<CollectionCaseId, CollectionCase>,
+    activity: BTreeMap<NaiveDate, DayActivity>,
 }
 
 impl LoanFile {
@@ -80,15 +128,16 @@ impl Portfolio {
     }
 
     /// Applies one event. `offset` is the lender's time zone, which turns the recording
-    /// instant of an event without a business date into a day.
-    pub fn apply(&mut self, envelope: &EventEnvelope, offset: FixedOffset) {
-        let day = envelope.meta.business_date.unwrap_or_else(|| {
-            envelope
-                .meta
-                .recorded_at
-                .with_timezone(&offset)
-                .date_naive()
-        });
+    /// instant of an event into a day (the event's day when it has no business date).
+    /// Returns the reassessment when the event is a customer's second or later credit
+    /// assessment.
+    pub fn apply(&mut self, envelope: &EventEnvelope, offset: FixedOffset) -> Option<Reassessment> {
+        let recorded_on = envelope
+            .meta
+            .recorded_at
+            .with_timezone(&offset)
+            .date_naive();
+        let day = envelope.meta.business_date.unwrap_or(recorded_on);
         match &envelope.event {
             AnyEvent::Loan(event) => {
                 let id = LoanId(envelope.meta.aggregate_id);
@@ -96,6 +145,28 @@ impl Portfolio {
                 file.loan = loan::evolve(std::mem::take(&mut file.loan), event);
                 file.last_touched_on = file.last_touched_on.max(day);
                 file.version = envelope.meta.version;
+                let disbursed = file.loan.account().map(|a| a.contract.principal);
+                let activity = self.activity.entry(recorded_on).or_default();
+                match event {
+                    LoanEvent::LeadCaptured { .. } => activity.new_leads += 1,
+                    LoanEvent::ApplicationApproved { .. } => activity.approvals += 1,
+                    LoanEvent::LoanDisbursed { .. } => {
+                        activity.disbursed = activity
+                            .disbursed
+                            .saturating_add(disbursed.unwrap_or(Money::ZERO));
+                    }
+                    LoanEvent::RepaymentRecorded { amount, .. } => {
+                        activity.repaid = activity.repaid.saturating_add(*amount);
+                    }
+                    LoanEvent::LoanStatusChanged {
+                        to: LoanStatus::Overdue,
+                        ..
+                    } => {
+                        activity.newly_overdue.insert(id);
+                    }
+                    _ => {}
+                }
+                None
             }
             AnyEvent::CollectionCase(event) => {
                 let id = CollectionCaseId(envelope.meta.aggregate_id);
@@ -109,13 +180,48 @@ impl Portfolio {
                         .or_insert_with(|| LoanFile::new(day));
                     loan.cases.push(id);
                 }
+                None
             }
             AnyEvent::Customer(event) => {
                 let id = CustomerId(envelope.meta.aggregate_id);
                 let entry = self.customers.entry(id).or_default();
+                let assessments = |customer: &Customer| {
+                    customer
+                        .profile()
+                        .map(|profile| profile.credit_assessments.clone())
+                        .unwrap_or_default()
+                };
+                let before = assessments(entry);
                 *entry = customer::evolve(std::mem::take(entry), event);
+                let CustomerEvent::CreditAssessed { .. } = event else {
+                    return None;
+                };
+                let after = assessments(entry);
+                if after.len() <= before.len() {
+                    return None; // not applied (an erased customer)
+                }
+                let previous = before.last().cloned();
+                let current = after.last().cloned()?;
+                Some(Reassessment {
+                    customer_id: id,
+                    event_id: envelope.meta.event_id,
+                    recorded_on,
+                    previous: previous?,
+                    current,
+                })
             }
         }
+    }
+
+    /// What was recorded on `day` (all zero for a quiet day).
+    pub fn activity_on(&self, day: NaiveDate) -> DayActivity {
+        self.activity.get(&day).cloned().unwrap_or_default()
+    }
+
+    /// Records activity as if folded from the stream (for tests that build a portfolio
+    /// by hand).
+    pub fn insert_activity(&mut self, day: NaiveDate, activity: DayActivity) {
+        self.activity.insert(day, activity);
     }
 
     pub fn loans(&self) -> impl Iterator<Item = (&LoanId, &LoanFile)> {

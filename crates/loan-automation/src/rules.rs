@@ -6,6 +6,19 @@
 //! rule and what it is about (loan and date, or loan and installment); the worker uses it
 //! as the command id or the notification id, which is what makes every action happen
 //! exactly once however often a day is evaluated.
+//!
+//! The rules added for issue 7 live in submodules: [`lead_routing`] (after every
+//! consume: leads without an officer), [`risk_alerts`] (every day: overdue-rate
+//! crossings; and on each credit assessment: score drops) and [`daily_report`] (when a
+//! day is over).
+
+mod daily_report;
+mod lead_routing;
+mod risk_alerts;
+
+pub use daily_report::{BookOnDay, book_on, daily_report};
+pub use lead_routing::{OfficerRoute, RoutingTable, lead_routing};
+pub use risk_alerts::{OverdueCount, credit_score_drop, overdue_by_segment, overdue_rate_alerts};
 
 use std::collections::BTreeMap;
 
@@ -16,7 +29,7 @@ use loan_domain::collection::{
 };
 use loan_domain::loan::{EvaluateDelinquency, Loan, LoanStatus};
 use loan_domain::servicing;
-use loan_domain::{CollectionCaseId, CommandKind, LoanId, Money};
+use loan_domain::{CollectionCaseId, CommandKind, LoanId, Money, Rate};
 use uuid::Uuid;
 
 use crate::calendar::BusinessCalendar;
@@ -38,14 +51,25 @@ pub enum Rule {
     /// A loan more than N days past due gets a collection case; the case is resolved when
     /// the loan is cured, paid off or written off.
     Collections,
+    /// A lead without an officer is assigned one by the routing table (`assign_officer`),
+    /// or reported when nobody can take it.
+    LeadRouting,
+    /// Overdue rate of the portfolio or a segment crossing its threshold; a customer's
+    /// credit score dropping by more than the configured points.
+    RiskAlerts,
+    /// When a business day is over: its summary, published and kept as a read model.
+    DailyReport,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 7] = [
         Rule::DelinquencySweep,
         Rule::DueReminder,
         Rule::FollowUpWatch,
         Rule::Collections,
+        Rule::LeadRouting,
+        Rule::RiskAlerts,
+        Rule::DailyReport,
     ];
 
     /// Stable snake_case name (in ids, tables, notifications).
@@ -55,12 +79,30 @@ impl Rule {
             Rule::DueReminder => "due_reminder",
             Rule::FollowUpWatch => "follow_up_watch",
             Rule::Collections => "collections",
+            Rule::LeadRouting => "lead_routing",
+            Rule::RiskAlerts => "risk_alerts",
+            Rule::DailyReport => "daily_report",
         }
     }
 
     pub fn parse(name: &str) -> Option<Rule> {
         Rule::ALL.into_iter().find(|rule| rule.name() == name)
     }
+}
+
+/// Parses a rate threshold (`0.05`): a decimal between 0 and 1, at most 8 decimals.
+pub fn parse_threshold(text: &str) -> Result<Rate, crate::AutomationError> {
+    Rate::parse(text)
+        .ok()
+        .and_then(|rate| {
+            rate.within(rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ONE)
+                .ok()
+        })
+        .ok_or_else(|| {
+            crate::AutomationError::Config(format!(
+                "{text:?} is not a rate between 0 and 1 (e.g. 0.05)"
+            ))
+        })
 }
 
 /// The stable id of what `rule` does about `key` (e.g. `<loan>/<date>`).
@@ -88,6 +130,17 @@ pub struct RuleConfig {
     pub collection_after_days: u32,
     /// The team new collection cases are assigned to (default `collections`).
     pub collection_team: String,
+    /// Who takes new leads (default: empty, the rule is off).
+    pub routing: RoutingTable,
+    /// An overdue rate above this fires a `risk_alert` (default 0.05; `None`: off).
+    pub overdue_rate_threshold: Option<Rate>,
+    /// A credit score falling by more than this many points between two consecutive
+    /// assessments fires a `credit_score_drop` (default 50; `None`: off).
+    pub credit_drop_points: Option<u16>,
+    /// Who hears about risk alerts (the notifications' `recipients`; default `risk`).
+    pub risk_recipients: Vec<String>,
+    /// Who receives the daily report (default `management`).
+    pub report_recipients: Vec<String>,
 }
 
 impl Default for RuleConfig {
@@ -100,6 +153,11 @@ impl Default for RuleConfig {
             default_manager: None,
             collection_after_days: 1,
             collection_team: "collections".into(),
+            routing: RoutingTable::default(),
+            overdue_rate_threshold: Rate::parse("0.05").ok(),
+            credit_drop_points: Some(50),
+            risk_recipients: vec!["risk".into()],
+            report_recipients: vec!["management".into()],
         }
     }
 }
@@ -124,7 +182,8 @@ pub struct Action {
     pub rule: Rule,
     /// The day the rule fired for.
     pub business_date: NaiveDate,
-    pub loan_id: LoanId,
+    /// The loan it is about; `None` for a segment, a customer or a whole day.
+    pub loan_id: Option<LoanId>,
     /// Why the rule fired.
     pub reason: String,
     pub effect: Effect,
@@ -189,7 +248,7 @@ pub fn delinquency_sweep(
                 id: action_id(Rule::DelinquencySweep, &format!("{loan_id}/{day}")),
                 rule: Rule::DelinquencySweep,
                 business_date: day,
-                loan_id: *loan_id,
+                loan_id: Some(*loan_id),
                 reason: format!(
                     "installment {} due {} is unpaid on {day}: {days_past_due} days past due, beyond the {grace} grace days",
                     oldest.0, oldest.1
@@ -251,7 +310,7 @@ pub fn due_reminders(portfolio: &Portfolio, day: NaiveDate, config: &RuleConfig)
                 id,
                 rule: Rule::DueReminder,
                 business_date: day,
-                loan_id: *loan_id,
+                loan_id: Some(*loan_id),
                 reason: reason.clone(),
                 effect: Effect::Notify(Notification::DueReminder(DueReminder {
                     id,
@@ -347,7 +406,7 @@ fn watch_one(
         id,
         rule: Rule::FollowUpWatch,
         business_date: day,
-        loan_id,
+        loan_id: Some(loan_id),
         reason: reason.clone(),
         effect: Effect::Notify(Notification::FollowUpOverdue(FollowUpOverdue {
             id,
@@ -452,7 +511,7 @@ fn open_case_for(
         ),
         rule: Rule::Collections,
         business_date: day,
-        loan_id,
+        loan_id: Some(loan_id),
         reason,
         effect: Effect::Command {
             kind: CommandKind::OpenCollectionCase,
@@ -501,7 +560,7 @@ fn resolve_case(
         ),
         rule: Rule::Collections,
         business_date: day,
-        loan_id,
+        loan_id: Some(loan_id),
         reason: format!("case {case_id}: {reason}"),
         effect: Effect::Command {
             kind: CommandKind::ResolveCollectionCase,
@@ -878,6 +937,100 @@ mod tests {
                 loan(&[overdue(), paid_off()]).status(),
                 Some(LoanStatus::PaidOff)
             );
+        }
+    }
+}
+
+/// Hand-built loans for the rules' unit tests: real domain states folded from
+/// hand-written events with the domain's own `evolve`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::NaiveDate;
+    use loan_domain::loan::{Approver, Contract, Loan, LoanEvent, LoanPurpose};
+    use loan_domain::schedule::{RepaymentMethod, ScheduleTerms, build_schedule};
+    use loan_domain::{Currency, CustomerId, LoanId, Money, Rate, RuleVersions};
+    use uuid::Uuid;
+
+    pub(crate) fn d(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    pub(crate) fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
+    }
+
+    /// 12,000 at 12 % a year over 12 months (equal installments of 1,066.19; the first
+    /// 120.00 interest and 946.19 principal), first due 2026-02-05, 3 grace days,
+    /// disbursed on `disbursed_on`; then `more` events.
+    pub(crate) fn disbursed_loan(disbursed_on: NaiveDate, more: &[LoanEvent]) -> Loan {
+        let principal = money("12000.00");
+        let rate = Rate::parse("0.12").unwrap();
+        let currency = Currency::parse("CNY").unwrap();
+        let first_due = d("2026-02-05");
+        let schedule = build_schedule(&ScheduleTerms {
+            principal,
+            annual_rate: rate,
+            term_months: 12,
+            method: RepaymentMethod::EqualInstallment,
+            first_due_date: first_due,
+        })
+        .unwrap();
+        let events = [
+            LoanEvent::LeadCaptured {
+                loan_id: LoanId(Uuid::nil()),
+                customer_id: CustomerId(Uuid::from_u128(0xc1)),
+                channel: "app".into(),
+                purpose: LoanPurpose::Consumer,
+                requested_amount: principal,
+                currency: currency.clone(),
+                term_months: 12,
+                captured_on: disbursed_on,
+            },
+            LoanEvent::SubmittedForReview {
+                documents: vec![],
+                submitted_on: disbursed_on,
+            },
+            LoanEvent::ApplicationApproved {
+                approved_amount: principal,
+                annual_rate: rate,
+                term_months: 12,
+                approver: Approver::Underwriter { note: None },
+                approved_on: disbursed_on,
+            },
+            LoanEvent::ContractSigned {
+                contract: Contract {
+                    principal,
+                    currency,
+                    annual_rate: rate,
+                    term_months: 12,
+                    method: RepaymentMethod::EqualInstallment,
+                    first_due_date: first_due,
+                    grace_days: 3,
+                    daily_penalty_rate: Rate::parse("0.0005").unwrap(),
+                    signed_on: disbursed_on,
+                },
+            },
+            LoanEvent::LoanDisbursed {
+                payout_reference: "PO-1".into(),
+                value_date: disbursed_on,
+                schedule,
+                rules: RuleVersions::current(),
+            },
+        ];
+        Loan::replay(events.iter().chain(more))
+    }
+
+    /// A repayment as the loan folds it (payments are recomputed from their list; the
+    /// recorded allocation is not needed by the rules).
+    pub(crate) fn payment(reference: &str, amount: &str, value_date: &str) -> LoanEvent {
+        LoanEvent::RepaymentRecorded {
+            payment_reference: reference.into(),
+            amount: money(amount),
+            value_date: d(value_date),
+            allocation: vec![],
+            restatement: vec![],
+            position_date: d(value_date),
+            rules: RuleVersions::current(),
         }
     }
 }

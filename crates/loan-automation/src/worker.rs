@@ -3,11 +3,17 @@
 //! One step of a worker ([`Worker::run_once`]):
 //! 1. **consume**: fold every commit after the stored progress into the [`Portfolio`]
 //!    (its own durable pull consumer `automation-<worker>`), and store the new stream
-//!    sequence;
+//!    sequence
+//!    (a credit assessment folded here may fire a `credit_score_drop`: stored in the
+//!    same transaction as the sequence that caused it);
 //! 2. **days**: for each calendar day after the last one run, up to today, in order,
-//!    compute the day's actions ([`rules::on_day`]) and store them in the outbox in the
-//!    same transaction as "this day is done" — so a missed day is caught up, in order;
-//! 3. **dispatch**: send every pending action with its deterministic id, and mark it
+//!    compute the day's actions ([`rules::on_day`], the overdue-rate alerts, and the
+//!    daily report of the day before, which is then over) and store them in the outbox
+//!    in the same transaction as "this day is done" — so a missed day is caught up, in
+//!    order;
+//! 3. **leads**: route every lead without an officer ([`rules::lead_routing`]), counting
+//!    the rule's earlier assignments the stream does not show yet;
+//! 4. **dispatch**: send every pending action with its deterministic id, and mark it
 //!    completed once the receiver answered.
 //!
 //! A worker killed anywhere restarts from the stored progress: state is refolded from
@@ -127,6 +133,12 @@ pub struct Worker {
     folded: u64,
     progress: Progress,
     consumer: Option<consumer::PullConsumer>,
+    /// Actions caused by commits folded beyond the stored progress (credit score drops),
+    /// stored with the progress by [`Worker::consume`].
+    triggered: Vec<Action>,
+    /// Whether folding fires the event rules (not for an on-demand sweep, which folds
+    /// the stream only to know the loans).
+    event_rules: bool,
 }
 
 impl Worker {
@@ -187,6 +199,8 @@ impl Worker {
             folded: 0,
             progress,
             consumer: None,
+            triggered: Vec::new(),
+            event_rules: true,
         };
         worker.refold().await?;
         Ok(worker)
@@ -262,7 +276,16 @@ impl Worker {
                 last_sequence: self.folded,
                 ..self.progress
             };
-            outbox::commit(&self.pool, &self.config.worker, progress, &[]).await?;
+            let triggered = std::mem::take(&mut self.triggered);
+            if let Err(error) =
+                outbox::commit(&self.pool, &self.config.worker, progress, &triggered).await
+            {
+                self.triggered = triggered;
+                return Err(error);
+            }
+            if !triggered.is_empty() {
+                info!(worker = %self.config.worker, actions = triggered.len(), "event rules fired");
+            }
             self.progress = progress;
         }
         Ok(self.folded - before)
@@ -306,8 +329,25 @@ impl Worker {
             match Commit::from_bytes(&payload) {
                 Ok(commit) => match reader.decode_events(position, commit.events).await {
                     Ok(events) => {
+                        let fresh = self.event_rules && position > self.progress.last_sequence;
                         for envelope in &events {
-                            self.portfolio.apply(envelope, self.config.business_offset);
+                            let reassessed =
+                                self.portfolio.apply(envelope, self.config.business_offset);
+                            let Some(change) = reassessed.filter(|_| fresh) else {
+                                continue;
+                            };
+                            if self
+                                .config
+                                .start_date
+                                .is_some_and(|start| change.recorded_on < start)
+                            {
+                                continue; // history before the worker's first day
+                            }
+                            self.triggered.extend(rules::credit_score_drop(
+                                &self.portfolio,
+                                &change,
+                                &self.config.rules,
+                            ));
                         }
                     }
                     Err(loan_store::StoreError::Unavailable { context, .. }) => {
@@ -380,7 +420,23 @@ impl Worker {
         };
         let mut inserted = 0;
         for day in days_after(after, today) {
-            let actions = rules::on_day(&self.portfolio, day, &self.config.rules);
+            let mut actions = rules::on_day(&self.portfolio, day, &self.config.rules);
+            let alerted = outbox::alerted_segments(&self.pool).await?;
+            actions.extend(rules::overdue_rate_alerts(
+                &self.portfolio,
+                day,
+                &self.config.rules,
+                &alerted,
+            ));
+            // Day end: running day D means D - 1 is over (the first day a fresh worker
+            // runs has no day before it of its own).
+            if let (Some(_), Some(ended)) = (self.progress.swept_through, day.pred_opt()) {
+                actions.push(rules::daily_report(
+                    &self.portfolio,
+                    ended,
+                    &self.config.rules,
+                ));
+            }
             let progress = Progress {
                 swept_through: Some(day),
                 ..self.progress
@@ -393,7 +449,7 @@ impl Worker {
         Ok(inserted)
     }
 
-    /// Step 3: sends pending actions in order (at most `limit`, all when `None`). Stops
+    /// Step 4: sends pending actions in order (at most `limit`, all when `None`). Stops
     /// at the first transient failure; those actions stay pending.
     pub async fn dispatch(
         &mut self,
@@ -509,20 +565,40 @@ impl Worker {
         })
     }
 
-    /// One full step: consume, run the days through `today`, send.
+    /// Step 3: lead routing on `today` over the state folded so far; the assignments go
+    /// to the outbox (a lead's id names its assignment: deciding it again inserts
+    /// nothing). Returns the number of new actions.
+    pub async fn route_leads(&mut self, today: NaiveDate) -> Result<usize, AutomationError> {
+        if self.config.rules.routing.is_empty() {
+            return Ok(0);
+        }
+        let routed = outbox::routed_leads(&self.pool).await?;
+        let actions = rules::lead_routing(&self.portfolio, today, &self.config.rules, &routed);
+        if actions.is_empty() {
+            return Ok(0);
+        }
+        let new = outbox::record(&self.pool, &actions).await?;
+        info!(worker = %self.config.worker, %today, actions = actions.len(), new, "leads routed");
+        Ok(new)
+    }
+
+    /// One full step: consume, run the days through `today`, route the leads, send.
     pub async fn run_once(&mut self, today: NaiveDate) -> Result<DispatchReport, AutomationError> {
         self.consume().await?;
         self.run_days(today).await?;
+        self.route_leads(today).await?;
         self.dispatch(None).await
     }
 
     /// The delinquency sweep of `date` on demand: its actions go to the outbox (repeats
     /// ignored: the regular sweep of that date later finds them there) and are sent. The
-    /// worker's day progress does not move.
+    /// worker's day progress does not move, and no event rule fires (the credit score
+    /// drops are the running worker's).
     pub async fn sweep(
         &mut self,
         date: NaiveDate,
     ) -> Result<(usize, DispatchReport), AutomationError> {
+        self.event_rules = false;
         self.consume().await?;
         let actions: Vec<Action> =
             rules::delinquency_sweep(&self.portfolio, date, &self.config.rules);

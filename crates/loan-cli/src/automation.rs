@@ -1,6 +1,6 @@
 //! `loan automation`: the automation rules (process managers) — the daily delinquency
-//! sweep, due reminders, the follow-up watch, collections — and the sweep of one date on
-//! demand.
+//! sweep, due reminders, the follow-up watch, collections, lead routing, risk alerts and
+//! the daily report — the sweep of one date on demand, and the daily reports read back.
 //!
 //! The rules read the event stream and the clock and act only through the command
 //! service and notifications on `<prefix>.notify.<kind>` (docs/automation.md).
@@ -12,13 +12,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use loan_automation::rules::{OfficerRoute, RoutingTable};
 use loan_automation::{BusinessCalendar, WorkerConfig};
 use loan_command_service::MasterKey;
 use loan_contract::Subjects;
 
 use crate::command_service::{LogFormat, install_logging, shutdown_signal};
 
-/// Run the automation rules: delinquency sweep, due reminders, follow-up watch, collections.
+/// Run the automation rules: delinquency sweep, due reminders, follow-up watch, collections,
+/// lead routing, risk alerts, daily report.
 #[derive(Debug, Args)]
 pub(crate) struct AutomationArgs {
     #[command(subcommand)]
@@ -32,10 +34,26 @@ enum AutomationAction {
     /// Each step folds new commits, runs the day rules for every calendar day since the
     /// last one run (a missed day is caught up, in order), and sends the actions with
     /// their stable ids. A killed worker resumes with nothing missed or repeated.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Sweep one date now: evaluate_delinquency for every loan in arrears beyond grace on
     /// DATE. Idempotent per loan and date (the regular sweep of DATE repeats nothing).
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
+    /// Print the daily reports (read model automation.daily_reports) of a date range, one
+    /// JSON object per line.
+    DailyReport(DailyReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct DailyReportArgs {
+    /// PostgreSQL URL of the automation's database.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// First business date (YYYY-MM-DD).
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last business date (default: FROM).
+    #[arg(long)]
+    to: Option<NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +129,44 @@ struct Settings {
         default_value = "collections"
     )]
     collection_team: String,
+    /// Lead routing table, a JSON file: {"officers": [{"officer_id", "regions", "purposes",
+    /// "capacity"}], "default_officer"} (docs/automation.md). Without it and without
+    /// --route / --default-officer, lead routing is off.
+    #[arg(long, env = "LOAN_AUTOMATION_ROUTING_FILE")]
+    routing_file: Option<std::path::PathBuf>,
+    /// Routes added to the table, comma-separated OFFICER:REGIONS:PURPOSES:CAPACITY (lists
+    /// joined with +, * for all), e.g. o-1:guangdong+fujian:consumer:20.
+    #[arg(long, env = "LOAN_AUTOMATION_ROUTES", value_delimiter = ',')]
+    route: Vec<String>,
+    /// Who gets a lead no officer can take (otherwise it is reported: lead_unrouted).
+    #[arg(long, env = "LOAN_AUTOMATION_DEFAULT_OFFICER")]
+    default_officer: Option<String>,
+    /// An overdue rate (overdue ÷ loans in servicing) above this fires a risk_alert; `off`.
+    #[arg(
+        long,
+        env = "LOAN_AUTOMATION_OVERDUE_RATE_THRESHOLD",
+        default_value = "0.05"
+    )]
+    overdue_rate_threshold: String,
+    /// A credit score drop of more than this many points fires credit_score_drop; `off`.
+    #[arg(long, env = "LOAN_AUTOMATION_CREDIT_DROP_POINTS", default_value = "50")]
+    credit_drop_points: String,
+    /// Recipients of the risk alerts, comma-separated.
+    #[arg(
+        long,
+        env = "LOAN_AUTOMATION_RISK_RECIPIENTS",
+        value_delimiter = ',',
+        default_value = "risk"
+    )]
+    risk_recipients: Vec<String>,
+    /// Recipients of the daily report, comma-separated.
+    #[arg(
+        long,
+        env = "LOAN_AUTOMATION_REPORT_RECIPIENTS",
+        value_delimiter = ',',
+        default_value = "management"
+    )]
+    report_recipients: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +243,51 @@ impl Settings {
             anyhow::bail!("--collection-team {team:?}: 1 to 64 characters of a-z, 0-9, _ - . : @");
         }
         config.rules.collection_team = team.clone();
+        config.rules.routing = self.routing()?;
+        config.rules.overdue_rate_threshold = match self.overdue_rate_threshold.trim() {
+            "off" => None,
+            text => Some(
+                loan_automation::rules::parse_threshold(text)
+                    .context("--overdue-rate-threshold")?,
+            ),
+        };
+        config.rules.credit_drop_points = match self.credit_drop_points.trim() {
+            "off" => None,
+            text => Some(text.parse().with_context(|| {
+                format!("--credit-drop-points {text:?}: a whole number of points or `off`")
+            })?),
+        };
+        let names = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .collect()
+        };
+        config.rules.risk_recipients = names(&self.risk_recipients);
+        config.rules.report_recipients = names(&self.report_recipients);
         Ok(config)
+    }
+
+    fn routing(&self) -> anyhow::Result<RoutingTable> {
+        let mut table = match &self.routing_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--routing-file {}", path.display()))?;
+                RoutingTable::from_json(&text)
+                    .with_context(|| format!("--routing-file {}", path.display()))?
+            }
+            None => RoutingTable::default(),
+        };
+        for route in self.route.iter().filter(|r| !r.trim().is_empty()) {
+            table
+                .officers
+                .push(OfficerRoute::parse(route).context("--route")?);
+        }
+        if let Some(officer) = &self.default_officer {
+            table.default_officer = Some(officer.trim().to_owned());
+        }
+        table.validate().context("--route / --routing-file")?;
+        Ok(table)
     }
 }
 
@@ -215,6 +315,38 @@ pub(crate) fn run(args: &AutomationArgs) -> anyhow::Result<()> {
                 "swept {}: {new} new evaluation(s); {} answered ok, {} refused, {} still pending",
                 sweep.date, report.commands_ok, report.commands_refused, report.pending
             );
+            Ok(())
+        }
+        AutomationAction::DailyReport(args) => {
+            let through = args.to.unwrap_or(args.from);
+            let rows = runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&args.database_url)
+                    .await
+                    .context("connecting to --database-url")?;
+                let rows = loan_automation::outbox::daily_reports(&pool, args.from, through)
+                    .await
+                    .context("reading automation.daily_reports")?;
+                pool.close().await;
+                anyhow::Ok(rows)
+            })?;
+            for row in rows {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "business_date": row.business_on,
+                        "new_leads": row.new_leads,
+                        "approvals": row.approvals,
+                        "disbursed_amount": row.disbursed_amount.to_string(),
+                        "repaid_amount": row.repaid_amount.to_string(),
+                        "newly_overdue": row.newly_overdue,
+                        "active_loans": row.active_loans,
+                        "outstanding_principal": row.outstanding_principal.to_string(),
+                        "par30_principal": row.par30_principal.to_string(),
+                        "par30": row.par30.to_string(),
+                        "notification_id": row.notification_id,
+                    })
+                );
+            }
             Ok(())
         }
     }

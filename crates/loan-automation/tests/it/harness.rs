@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use loan_automation::rules::{OfficerRoute, RoutingTable};
 use loan_automation::{BusinessCalendar, Worker, WorkerConfig};
 use loan_command_service::{ServiceConfig, run};
 use loan_contract::{AnyEvent, CommandReply, Subjects};
-use loan_domain::CommandKind;
 use loan_domain::loan::LoanEvent;
 use loan_domain::schedule::Schedule;
+use loan_domain::{CommandKind, Rate};
 use loan_engine::MasterKey;
 use loan_engine::clock::ManualClock;
 use loan_store::Commit;
@@ -123,7 +124,9 @@ impl Harness {
     }
 
     /// The worker configuration of the tests: holiday 2026-02-17, reminders 3 days
-    /// ahead, follow-up after 3 days, officer o-1 reports to m-1.
+    /// ahead, follow-up after 3 days, officer o-1 reports to m-1; routing: o-a takes one
+    /// consumer lead of guangdong, o-b two of guangdong or beijing, no default officer;
+    /// an overdue rate above 0.5 alerts; a credit score drop of more than 50 points alerts.
     pub(crate) fn worker_config(&self) -> WorkerConfig {
         let database = self.database.as_ref().expect("database");
         let mut config = WorkerConfig::new(
@@ -141,6 +144,15 @@ impl Harness {
         );
         config.rules.managers.insert("o-1".into(), "m-1".into());
         config.rules.default_manager = Some("m-0".into());
+        config.rules.routing = RoutingTable {
+            officers: vec![
+                OfficerRoute::parse("o-a:guangdong:consumer:1").expect("route"),
+                OfficerRoute::parse("o-b:guangdong+beijing:consumer:2").expect("route"),
+            ],
+            default_officer: None,
+        };
+        config.rules.overdue_rate_threshold = Some(Rate::parse("0.5").expect("rate"));
+        config.rules.credit_drop_points = Some(50);
         config
     }
 
@@ -187,13 +199,19 @@ impl Harness {
         reply
     }
 
-    /// A registered, assessed and verified customer (phone 13912345678).
+    /// A registered, assessed (score 735) and verified customer of guangdong (phone
+    /// 13912345678).
     pub(crate) async fn customer(&self, n: u32) -> Uuid {
+        self.customer_in(n, "guangdong").await
+    }
+
+    /// [`Harness::customer`] of `region`.
+    pub(crate) async fn customer_in(&self, n: u32, region: &str) -> Uuid {
         let id = Uuid::now_v7();
         self.ok(CommandKind::RegisterCustomer, &["customer_service"], json!({
             "customer_id": id, "name": "Li Wei", "gender": "male", "birth_date": "1988-07-15",
             "phone": "13912345678", "national_id": national_id("44030419880715123"), "bank_card": "6222021234567890128",
-            "region": "guangdong", "employer": "Pearl River Logistics", "risk_appetite": "balanced", "channel": format!("app{n}"),
+            "region": region, "employer": "Pearl River Logistics", "risk_appetite": "balanced", "channel": format!("app{n}"),
             "financials": { "monthly_income": "25000.00", "monthly_debt_payments": "2000.00", "total_assets": "400000.00", "total_liabilities": "100000.00" }
         })).await;
         let today = (self.clock_now() + chrono::Duration::hours(8)).date_naive();
@@ -215,6 +233,17 @@ impl Harness {
     fn clock_now(&self) -> DateTime<Utc> {
         use loan_engine::clock::Clock;
         self.clock.now()
+    }
+
+    /// A credit assessment of `score` recorded today.
+    pub(crate) async fn assess(&self, customer_id: Uuid, score: u16) {
+        let today = (self.clock_now() + chrono::Duration::hours(8)).date_naive();
+        self.ok(
+            CommandKind::RecordCreditAssessment,
+            &["system"],
+            json!({ "customer_id": customer_id, "score": score, "source": "pboc", "assessed_on": today }),
+        )
+        .await;
     }
 
     pub(crate) async fn lead(&self, customer_id: Uuid) -> Uuid {
@@ -304,7 +333,7 @@ impl Harness {
     }
 
     /// (rule, loan, business day, outcome) of every action in the outbox, in order.
-    pub(crate) async fn actions(&self) -> Vec<(String, Uuid, NaiveDate, Option<String>)> {
+    pub(crate) async fn actions(&self) -> Vec<(String, Option<Uuid>, NaiveDate, Option<String>)> {
         let pool = sqlx::PgPool::connect(self.database.as_ref().expect("database").url())
             .await
             .expect("connect");
@@ -314,6 +343,19 @@ impl Harness {
         .fetch_all(&pool)
         .await
         .expect("actions");
+        pool.close().await;
+        rows
+    }
+
+    /// Every row of the daily report read model, in date order.
+    pub(crate) async fn daily_report_rows(&self) -> Vec<loan_automation::outbox::DailyReportRow> {
+        let pool = sqlx::PgPool::connect(self.database.as_ref().expect("database").url())
+            .await
+            .expect("connect");
+        let rows =
+            loan_automation::outbox::daily_reports(&pool, date("2000-01-01"), date("2100-01-01"))
+                .await
+                .expect("daily reports");
         pool.close().await;
         rows
     }
